@@ -1,0 +1,159 @@
+"""The ``workbench`` command: a thin layer that parses arguments and calls the Python API.
+
+Exit codes (DESIGN.md): 0 success; 1 the work ran but some inputs failed (they
+are listed); 2 usage error. Errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from workbench.index import crawl, open_index
+from workbench.index.store import IndexLockedError
+
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command used wrongly: exit code 2."""
+
+
+def _print_frame(frame: pd.DataFrame, max_rows: int = 50) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(frame.to_string(index=False, max_rows=max_rows) if not frame.empty else "(no rows)")
+
+
+def print_status(directory: str) -> int:
+    """Print the status of an index; return the number of failed inputs it records."""
+    index = open_index(directory)
+    status = index.status()
+    crawl_stats = status["last_crawl"]
+    print(f"index {index.directory}")
+    print("  " + ", ".join(f"{n} {table}" for table, n in status["counts"].items()))
+    print(f"  duplicate SOPInstanceUIDs: {status['duplicates']}")
+    if crawl_stats:
+        print(
+            f"  last crawl {crawl_stats['started']}: {crawl_stats['files_seen']} files seen, "
+            f"{crawl_stats['files_read']} read, {crawl_stats['files_unchanged']} unchanged, "
+            f"{crawl_stats['rows_removed']} rows removed, {crawl_stats['failed']} failed, "
+            f"{crawl_stats['seconds']:.1f} s with {crawl_stats['workers']} worker(s)"
+        )
+        for note in crawl_stats.get("notes", []):
+            print(f"  note: {note}")
+    print("\nper modality:")
+    _print_frame(status["modalities"])
+    if not status["error_classes"].empty:
+        print("\nerrors per class:")
+        _print_frame(status["error_classes"])
+    return int(crawl_stats.get("failed", 0)) if crawl_stats else 0
+
+
+def _cmd_crawl(args: argparse.Namespace) -> int:
+    tags = [t for t in (args.tags or "").split(",") if t.strip()]
+    try:
+        index = crawl(
+            args.sources, index=args.index, workers=args.workers, tags=tags,
+            full_header=args.full_header, rescan=args.rescan, quiet=args.quiet,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    stats = index.last_crawl
+    print(
+        f"crawled {stats['files_seen']} files in {stats['seconds']:.1f} s: {stats['files_read']} read, "
+        f"{stats['files_unchanged']} unchanged, {stats['instances_added']} instances and "
+        f"{stats['errors_added']} errors written, {stats['rows_removed']} stale rows removed"
+    )
+    for note in stats.get("notes", []):
+        print(f"note: {note}")
+    if stats["failed"]:
+        errors = index.sql(
+            "SELECT path, member, error, message FROM errors WHERE error <> 'dicomdir' ORDER BY path"
+        )
+        errors = errors[[any(p == s or p.startswith(s + "/") for s in stats["sources"]) for p in errors["path"]]]
+        for row in errors.head(20).itertuples():
+            where = f"{row.path}!{row.member}" if isinstance(row.member, str) else row.path
+            print(f"workbench: {where}: {row.error}: {row.message}", file=sys.stderr)
+        if len(errors) > 20:
+            print(f"workbench: ... and {len(errors) - 20} more: see the errors table", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    print_status(args.index)
+    return EXIT_OK
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    index = open_index(args.index)
+    try:
+        result = index.sql(args.query)
+    except duckdb.Error as exc:
+        raise UsageError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    if args.csv:
+        result.to_csv(sys.stdout, index=False)
+    else:
+        _print_frame(result, max_rows=args.max_rows)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    return run_demo(args.out, quiet=args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``workbench`` command."""
+    parser = argparse.ArgumentParser(prog="workbench", description="A notebook-first DICOM workbench.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("crawl", help="crawl folders and zip archives into a Parquet index")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, file or .zip archive")
+    p.add_argument("--index", required=True, metavar="DIR", help="index directory (created or updated)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="reading processes (default: CPUs)")
+    p.add_argument("--tags", metavar="KW,...", help="extra DICOM keywords to index as columns")
+    p.add_argument("--full-header", action="store_true", help="also store the whole header as DICOM JSON")
+    p.add_argument("--rescan", action="store_true", help="read every file again, changed or not")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_crawl)
+
+    p = sub.add_parser("status", help="counts per table, modality and error class; the last crawl")
+    p.add_argument("index", metavar="DIR")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("sql", help="run DuckDB SQL over the views instances, series, studies, errors")
+    p.add_argument("index", metavar="DIR")
+    p.add_argument("query", metavar="SQL")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.add_argument("--max-rows", type=int, default=100, metavar="N", help="rows to print (table output)")
+    p.set_defaults(func=_cmd_sql)
+
+    p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
+    p.add_argument("--out", default="workbench-demo", metavar="DIR", help="where to write (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``workbench`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, NotADirectoryError, IndexLockedError, PermissionError) as exc:
+        print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    except KeyboardInterrupt:
+        print(f"workbench {args.command}: interrupted; run it again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Shared low-level DICOM helpers: fast header reading and value conversion."""

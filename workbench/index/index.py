@@ -1,0 +1,182 @@
+"""The :class:`Index`: an index directory's tables as pandas DataFrames and DuckDB views."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workbench.index.columns import ERROR_SCHEMA, instance_schema
+from workbench.index.store import IndexStore
+
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame, keeping integer and boolean columns with nulls as such."""
+    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+
+#: The views :meth:`Index.sql` offers.
+VIEWS = ("instances", "series", "studies", "errors")
+
+
+class Index:
+    """A crawled index directory.
+
+    The tables are read from disk on each access, so an ``Index`` always shows
+    the latest committed crawl.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The index directory (made by :func:`workbench.crawl`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``directory`` holds no index (no ``manifest.json``).
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.store = IndexStore(directory)
+        if not self.store.manifest_path.exists():
+            raise FileNotFoundError(f"{directory} is not a workbench index (no manifest.json)")
+        self.directory = self.store.directory
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.directory)!r})"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest: schema version, sources, options and crawl statistics."""
+        return self.store.read_manifest()
+
+    @property
+    def last_crawl(self) -> dict[str, Any]:
+        """Statistics of the last crawl (files seen, read, unchanged, errors, seconds, ...)."""
+        return self.manifest.get("last_crawl", {})
+
+    def _arrow(self, table: str) -> pa.Table:
+        if table in ("series", "studies"):
+            path = self.store.series_path if table == "series" else self.store.studies_path
+            return pq.read_table(path)
+        data = self.store.read_table(table)
+        if data is not None:
+            return data
+        manifest = self.manifest
+        if table == "errors":
+            return ERROR_SCHEMA.empty_table()
+        return instance_schema(tuple(manifest.get("tags", ())), bool(manifest.get("full_header"))).empty_table()
+
+    @property
+    def instances(self) -> pd.DataFrame:
+        """One row per indexed DICOM instance (file or zip member)."""
+        return to_pandas(self._arrow("instances"))
+
+    @property
+    def series(self) -> pd.DataFrame:
+        """One row per series, with counts and geometry facts."""
+        return to_pandas(self._arrow("series"))
+
+    @property
+    def studies(self) -> pd.DataFrame:
+        """One row per study, with counts and the modalities in it."""
+        return to_pandas(self._arrow("studies"))
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """One row per file that could not be indexed: ``path``, ``error`` class, ``message``."""
+        return to_pandas(self._arrow("errors"))
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the views instances, series, studies and errors."""
+        con = duckdb.connect()
+        for view in VIEWS:
+            parts = (
+                [p for _, p in self.store.parts(view)] if view in ("instances", "errors")
+                else [self.store.series_path if view == "series" else self.store.studies_path]
+            )
+            if parts and all(p.exists() for p in parts):
+                files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+                con.execute(
+                    f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
+                )
+            else:
+                con.register(f"_{view}_empty", self._arrow(view))
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_empty")
+        return con
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """Run a DuckDB SQL query over the views and return the result.
+
+        Parameters
+        ----------
+        query : str
+            SQL over the views ``instances``, ``series``, ``studies`` and ``errors``.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        duckdb.Error
+            When the query is not valid SQL for these views.
+        """
+        with self.connect() as con:
+            return con.execute(query).df()
+
+    def duplicates(self) -> pd.DataFrame:
+        """Instances whose SOPInstanceUID appears more than once, with their paths."""
+        return self.sql(
+            "SELECT SOPInstanceUID, path, member, SeriesInstanceUID FROM instances "
+            "WHERE SOPInstanceUID IN (SELECT SOPInstanceUID FROM instances "
+            "GROUP BY 1 HAVING count(*) > 1) ORDER BY SOPInstanceUID, path, member"
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Counts per table, per modality, errors per class, duplicates and the last crawl.
+
+        Returns
+        -------
+        dict
+            ``counts`` (rows per table), ``modalities`` (DataFrame), ``error_classes``
+            (DataFrame), ``duplicates`` (number of SOPInstanceUIDs seen more than once)
+            and ``last_crawl`` (dict).
+        """
+        with self.connect() as con:
+            counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
+            modalities = con.execute(
+                "SELECT Modality, count(DISTINCT StudyInstanceUID) AS studies, "
+                "count(DISTINCT SeriesInstanceUID) AS series, count(*) AS instances "
+                "FROM instances GROUP BY 1 ORDER BY instances DESC"
+            ).df()
+            error_classes = con.execute(
+                "SELECT error, count(*) AS files FROM errors GROUP BY 1 ORDER BY files DESC"
+            ).df()
+            duplicates = con.execute(
+                "SELECT count(*) FROM (SELECT SOPInstanceUID FROM instances GROUP BY 1 HAVING count(*) > 1)"
+            ).fetchone()[0]
+        return {
+            "counts": counts,
+            "modalities": modalities,
+            "error_classes": error_classes,
+            "duplicates": duplicates,
+            "last_crawl": self.last_crawl,
+        }
+
+
+def open_index(directory: str | os.PathLike) -> Index:
+    """Open a crawled index directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``directory`` holds no index.
+    """
+    return Index(directory)

@@ -1,0 +1,240 @@
+"""Read one file's header into a row of the ``instances`` table.
+
+This is the work each crawler process does: open the file (or zip member),
+read the wanted elements with :func:`workbench.dicom.header.read_header`, and
+type them by column. Failures become rows of the ``errors`` table.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, BinaryIO, NamedTuple
+
+import pyarrow as pa
+import pydicom
+from pydicom.uid import UID
+
+from workbench.dicom import values
+from workbench.dicom.header import MEDIA_STORAGE_DIRECTORY_STORAGE, HeaderError, read_header
+from workbench.index.columns import ERROR_SCHEMA, Column, instance_columns, instance_schema
+
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_SOP_CLASS_UID = 0x00080016
+_SOP_INSTANCE_UID = 0x00080018
+_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_BINARY_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"})
+# Bulk values left out of the full-header JSON: pixel-like data is not metadata.
+_BULK_DATA_THRESHOLD = 1024
+
+
+class FileItem(NamedTuple):
+    """A file (or zip member) to read, with what the walk learned of it."""
+
+    path: str
+    member: str | None
+    source: str
+    file_size: int | None
+    mtime_ns: int | None
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """What to read from each file: the crawl's extra tags and full-header option."""
+
+    tags: tuple[str, ...] = ()
+    full_header: bool = False
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return instance_columns(self.tags, self.full_header)
+
+    @property
+    def dicom_columns(self) -> tuple[tuple[str, int, str], ...]:
+        return _dicom_columns(self.tags, self.full_header)
+
+    @property
+    def wanted(self) -> frozenset[int]:
+        return frozenset(tag for _, tag, _ in self.dicom_columns) | {_SPECIFIC_CHARACTER_SET}
+
+
+@lru_cache(maxsize=16)
+def _dicom_columns(tags: tuple[str, ...], full_header: bool) -> tuple[tuple[str, int, str], ...]:
+    return tuple(
+        (c.name, c.tag, c.kind) for c in instance_columns(tags, full_header)
+        if c.level != "file" and c.tag is not None
+    )
+
+
+@lru_cache(maxsize=512)
+def sop_class_name(uid: str | None) -> str | None:
+    """The readable name of a SOP Class UID (PS3.6 Annex A), or None when unknown."""
+    if not uid:
+        return None
+    name = UID(uid).name
+    return None if name == uid else name
+
+
+def _convert(kind: str, vr: str, raw: bytes, little: bool, encodings: tuple[str, ...]) -> Any:
+    if not raw:
+        return None
+    if kind == "str":
+        if vr in _BINARY_VRS:
+            numbers = values.to_float_list(raw, vr, little)
+            return "\\".join(f"{n:g}" for n in numbers) if numbers else None
+        if vr in ("OB", "OW", "UN", "SQ", "AT"):
+            return None
+        return values.decode_text(raw, vr, encodings) or None
+    if kind == "float":
+        return values.to_float(raw, vr, little)
+    if kind == "int":
+        return values.to_int(raw, vr, little)
+    if kind == "float_list":
+        return values.to_float_list(raw, vr, little)
+    if kind == "date":
+        return values.to_date(raw)
+    if kind == "time":
+        return values.to_time(raw)
+    if kind == "datetime":
+        return values.to_datetime(raw)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def read_row(fp: BinaryIO, item: FileItem, spec: ReadSpec) -> dict[str, Any]:
+    """Read one file into a row of the ``instances`` table.
+
+    Parameters
+    ----------
+    fp : BinaryIO
+        The file, opened in binary mode at its start.
+    item : FileItem
+        Where the file is, for the file columns.
+    spec : ReadSpec
+        Which columns to fill.
+
+    Returns
+    -------
+    dict[str, Any]
+        Column name -> typed value (None where absent or unparseable).
+
+    Raises
+    ------
+    HeaderError
+        When the file is not a readable DICOM instance (``dicomdir`` and
+        ``no_sop_instance_uid`` besides the classes of ``read_header``).
+    """
+    header = read_header(fp, spec.wanted)
+    if header.media_storage_sop_class_uid == MEDIA_STORAGE_DIRECTORY_STORAGE:
+        raise HeaderError("dicomdir", "a DICOMDIR (media storage directory), not an image or document")
+    elements = header.elements
+    little = header.little_endian
+    charset = elements.get(_SPECIFIC_CHARACTER_SET)
+    encodings = values.python_encodings(charset[1].strip(b" \x00") if charset else None)
+    row: dict[str, Any] = {
+        "path": item.path,
+        "member": item.member,
+        "source": item.source,
+        "file_size": item.file_size,
+        "mtime_ns": item.mtime_ns,
+        "part10": header.part10,
+        "TransferSyntaxUID": header.transfer_syntax_uid,
+    }
+    for name, tag, kind in spec.dicom_columns:
+        element = elements.get(tag)
+        row[name] = None if element is None else _convert(kind, element[0], element[1], little, encodings)
+    if row["SOPInstanceUID"] is None:
+        media = header.meta.get(_MEDIA_STORAGE_SOP_INSTANCE_UID)
+        row["SOPInstanceUID"] = values.decode_text(media[1], "UI", ()) if media else None
+        if not row["SOPInstanceUID"]:
+            raise HeaderError("no_sop_instance_uid", "the data set has no SOP Instance UID")
+    if row["SOPClassUID"] is None:
+        row["SOPClassUID"] = header.media_storage_sop_class_uid
+    row["sop_class_name"] = sop_class_name(row["SOPClassUID"])
+    if spec.full_header:
+        fp.seek(0)
+        row["header_json"] = _header_json(fp)
+    return row
+
+
+def _header_json(fp: BinaryIO) -> str:
+    dataset = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    return json.dumps(
+        dataset.to_json_dict(
+            bulk_data_threshold=_BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: ""
+        )
+    )
+
+
+def error_row(item: FileItem, error: str, message: str) -> dict[str, Any]:
+    """A row of the ``errors`` table for ``item``."""
+    return {
+        "path": item.path,
+        "member": item.member,
+        "source": item.source,
+        "file_size": item.file_size,
+        "mtime_ns": item.mtime_ns,
+        "error": error,
+        "message": message,
+    }
+
+
+def _read_one(opener, item: FileItem, spec: ReadSpec, rows: list, errors: list) -> None:
+    try:
+        with opener() as fp:
+            rows.append(read_row(fp, item, spec))
+    except HeaderError as exc:
+        errors.append(error_row(item, exc.kind, str(exc)))
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        errors.append(error_row(item, "unreadable", f"cannot be read: {reason}"))
+    except Exception as exc:  # noqa: BLE001 - a crawl records any failure and goes on
+        errors.append(error_row(item, "unreadable", f"cannot be read: {type(exc).__name__}: {exc}"))
+
+
+def read_files(items: list[FileItem], spec: ReadSpec) -> tuple[pa.Table, pa.Table]:
+    """Read a batch of files; the unit of work of one crawler process.
+
+    Parameters
+    ----------
+    items : list[FileItem]
+        Files and zip members to read. Members of one archive should be adjacent,
+        so each archive is opened once.
+    spec : ReadSpec
+        Which columns to fill.
+
+    Returns
+    -------
+    tuple[pyarrow.Table, pyarrow.Table]
+        The ``instances`` rows and the ``errors`` rows of the batch.
+    """
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    archive: zipfile.ZipFile | None = None
+    archive_path = None
+    try:
+        for item in items:
+            if item.member is None:
+                _read_one(lambda: open(item.path, "rb"), item, spec, rows, errors)
+                continue
+            if item.path != archive_path:
+                if archive is not None:
+                    archive.close()
+                archive, archive_path = None, item.path
+                try:
+                    archive = zipfile.ZipFile(item.path)
+                except (OSError, zipfile.BadZipFile) as exc:
+                    archive_error = f"the archive cannot be opened: {exc}"
+            if archive is None:
+                errors.append(error_row(item, "unreadable", archive_error))
+                continue
+            _read_one(lambda: io.BytesIO(archive.read(item.member)), item, spec, rows, errors)
+    finally:
+        if archive is not None:
+            archive.close()
+    return (
+        pa.Table.from_pylist(rows, schema=instance_schema(spec.tags, spec.full_header)),
+        pa.Table.from_pylist(errors, schema=ERROR_SCHEMA),
+    )

@@ -1,0 +1,198 @@
+"""The index directory on disk: Parquet parts written atomically, repaired after a kill.
+
+Layout (the contract in DESIGN.md)::
+
+    DIR/instances/part-00000001.parquet ...   one row per instance
+    DIR/errors/part-00000001.parquet ...      one row per file that could not be indexed
+    DIR/series.parquet, DIR/studies.parquet   aggregates
+    DIR/manifest.json                         schema version, sources, crawl statistics
+
+Every file is written under a temporary name and renamed into place, so a
+reader never sees half a file. Parts carry a sequence number shared by both
+tables; when a killed crawl leaves two rows for one file (its old row and the
+new one), the row in the higher part wins and :meth:`IndexStore.compact`
+removes the other. A file's key is ``(path, member)``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: Version of the on-disk layout and columns; a crawl into an older index rescans it.
+SCHEMA_VERSION = 1
+TABLES = ("instances", "errors")
+_PART = re.compile(r"part-(\d{8})\.parquet$")
+_KEY_COLUMNS = ["path", "member", "file_size", "mtime_ns"]
+
+
+class IndexLockedError(RuntimeError):
+    """Another crawl is writing to the same index directory."""
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``.
+
+    The rename is atomic on POSIX file systems, so ``path`` is either the old
+    file or the complete new one, whatever happens to this process.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write ``table`` to ``path`` atomically."""
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` atomically."""
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, default=str) + "\n"))
+
+
+class IndexStore:
+    """The files of one index directory.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The index directory; created when missing.
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.manifest_path = self.directory / "manifest.json"
+        self.series_path = self.directory / "series.parquet"
+        self.studies_path = self.directory / "studies.parquet"
+
+    def table_dir(self, table: str) -> Path:
+        """The folder of the Parquet parts of ``table`` (``instances`` or ``errors``)."""
+        return self.directory / table
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the index's write lock; raise :class:`IndexLockedError` when a crawl holds it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for table in TABLES:
+            self.table_dir(table).mkdir(exist_ok=True)
+        with open(self.directory / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexLockedError(
+                    f"{self.directory} is being written by another crawl; wait for it to finish"
+                ) from None
+            self._remove_leftovers()
+            yield
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary files a killed crawl left behind."""
+        for folder in (self.directory, *(self.table_dir(t) for t in TABLES)):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink()
+
+    def parts(self, table: str) -> list[tuple[int, Path]]:
+        """The (sequence number, path) of each part of ``table``, in order."""
+        folder = self.table_dir(table)
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(folder):
+            match = _PART.match(entry.name)
+            if match:
+                found.append((int(match.group(1)), Path(entry.path)))
+        return sorted(found)
+
+    def next_seq(self) -> int:
+        """The sequence number for the next part."""
+        return max((seq for t in TABLES for seq, _ in self.parts(t)), default=0) + 1
+
+    def write_part(self, table: str, seq: int, data: pa.Table) -> None:
+        """Commit ``data`` as part ``seq`` of ``table``."""
+        write_parquet(self.table_dir(table) / f"part-{seq:08d}.parquet", data)
+
+    def read_table(self, table: str, columns: list[str] | None = None) -> pa.Table | None:
+        """All parts of ``table`` as one Arrow table (columns unified), or None when there is none."""
+        tables = []
+        for _, path in self.parts(table):
+            if columns is None:
+                tables.append(pq.read_table(path))
+            else:
+                present = set(pq.read_schema(path).names)
+                tables.append(pq.read_table(path, columns=[c for c in columns if c in present]))
+        if not tables:
+            return None
+        return pa.concat_tables(tables, promote_options="default")
+
+    def read_keys(self) -> pd.DataFrame:
+        """One row per stored row of both tables: key columns, ``table``, ``seq`` and ``error``."""
+        frames = []
+        for table in TABLES:
+            columns = _KEY_COLUMNS + (["error"] if table == "errors" else [])
+            for seq, path in self.parts(table):
+                frame = pq.read_table(path, columns=columns).to_pandas()
+                frame["table"] = table
+                frame["seq"] = seq
+                frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=[*_KEY_COLUMNS, "error", "table", "seq"])
+        keys = pd.concat(frames, ignore_index=True)
+        keys["member"] = keys["member"].fillna("")
+        return keys
+
+    def compact(self, remove: Iterable[tuple[str, str]] = ()) -> int:
+        """Drop rows of removed files, and every row superseded by one in a later part.
+
+        Parameters
+        ----------
+        remove : iterable of (path, member)
+            Keys of files that no longer exist (``member`` is ``""`` for plain files).
+
+        Returns
+        -------
+        int
+            Number of rows dropped.
+        """
+        keys = self.read_keys()
+        if keys.empty:
+            return 0
+        latest = keys.groupby(["path", "member"], sort=False)["seq"].transform("max")
+        removed = pd.MultiIndex.from_tuples(list(remove) or [("", "")], names=["path", "member"])
+        in_removed = pd.MultiIndex.from_frame(keys[["path", "member"]]).isin(removed)
+        drop = (keys["seq"] < latest) | in_removed
+        for (table, seq), rows in keys[drop].groupby(["table", "seq"]):
+            path = self.table_dir(table) / f"part-{seq:08d}.parquet"
+            data = pq.read_table(path)
+            gone = set(zip(rows["path"], rows["member"]))
+            members = data.column("member").to_pylist()
+            paths = data.column("path").to_pylist()
+            keep = [(p, m or "") not in gone for p, m in zip(paths, members)]
+            kept = data.filter(pa.array(keep))
+            if kept.num_rows:
+                write_parquet(path, kept)
+            else:
+                path.unlink()
+        return int(drop.sum())
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The manifest, or an empty dict for a new index."""
+        if not self.manifest_path.exists():
+            return {}
+        return json.loads(self.manifest_path.read_text())
