@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from workbench.index import crawl, open_index
+from workbench.index.crawl import under_any
 from workbench.index.store import IndexLockedError
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
@@ -73,7 +74,7 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
         errors = index.sql(
             "SELECT path, member, error, message FROM errors WHERE error <> 'dicomdir' ORDER BY path"
         )
-        errors = errors[[any(p == s or p.startswith(s + "/") for s in stats["sources"]) for p in errors["path"]]]
+        errors = errors[[under_any(p, stats["sources"]) for p in errors["path"]]]
         for row in errors.head(20).itertuples():
             where = f"{row.path}!{row.member}" if isinstance(row.member, str) else row.path
             print(f"workbench: {where}: {row.error}: {row.message}", file=sys.stderr)
@@ -136,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sql)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
-    p.add_argument("--out", default="workbench-demo", metavar="DIR", help="where to write (default: %(default)s)")
+    p.add_argument(
+        "--out", default="workbench-demo", metavar="DIR", help="where to write (default: %(default)s)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -226,7 +226,8 @@ def column_for_keyword(keyword: str) -> Column:
     vr = dictionary_VR(keyword_dict[keyword])
     if vr == "SQ":
         raise ValueError(f"'{keyword}' is a sequence; only attributes with values can be columns")
-    return Column(keyword, _VR_KINDS.get(vr.split(" or ")[0], "str"), "instance", f"Added with --tags (VR {vr})")
+    kind = _VR_KINDS.get(vr.split(" or ")[0], "str")
+    return Column(keyword, kind, "instance", f"Added with --tags (VR {vr})")
 
 
 @lru_cache(maxsize=64)

@@ -53,7 +53,8 @@ class CrawlStats:
     notes: list[str] = field(default_factory=list)
 
 
-def _under(path: str, sources: list[str]) -> bool:
+def under_any(path: str, sources: list[str]) -> bool:
+    """Whether ``path`` is one of ``sources`` or inside one of them."""
     return any(path == s or path.startswith(s.rstrip(os.sep) + os.sep) for s in sources)
 
 
@@ -140,7 +141,7 @@ def crawl(
         if errors is not None:
             stats.failed = sum(
                 1 for p, e in zip(errors["path"].to_pylist(), errors["error"].to_pylist())
-                if e not in NOT_FAILURES and _under(p, sources)
+                if e not in NOT_FAILURES and under_any(p, sources)
             )
         stats.seconds = round(time.time() - started, 3)
         manifest.update(
@@ -210,7 +211,7 @@ def _plan(
                         consider(member)
             else:
                 consider(found)
-    removed = {key for key in known if key not in seen and _under(key[0], sources)}
+    removed = {key for key in known if key not in seen and under_any(key[0], sources)}
     return to_read, walk_errors, removed
 
 

@@ -68,10 +68,11 @@ class Index:
         data = self.store.read_table(table)
         if data is not None:
             return data
-        manifest = self.manifest
         if table == "errors":
             return ERROR_SCHEMA.empty_table()
-        return instance_schema(tuple(manifest.get("tags", ())), bool(manifest.get("full_header"))).empty_table()
+        manifest = self.manifest
+        schema = instance_schema(tuple(manifest.get("tags", ())), bool(manifest.get("full_header")))
+        return schema.empty_table()
 
     @property
     def instances(self) -> pd.DataFrame:

@@ -11,7 +11,8 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import Any, BinaryIO, NamedTuple
 
 import pyarrow as pa
@@ -181,17 +182,22 @@ def error_row(item: FileItem, error: str, message: str) -> dict[str, Any]:
     }
 
 
-def _read_one(opener, item: FileItem, spec: ReadSpec, rows: list, errors: list) -> None:
+def _read_one(open_file: Callable[[], BinaryIO], item: FileItem, spec: ReadSpec) -> dict[str, Any]:
+    """A row of ``instances``, or (with key ``error``) a row of ``errors``; never raises."""
     try:
-        with opener() as fp:
-            rows.append(read_row(fp, item, spec))
+        with open_file() as fp:
+            return read_row(fp, item, spec)
     except HeaderError as exc:
-        errors.append(error_row(item, exc.kind, str(exc)))
+        return error_row(item, exc.kind, str(exc))
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        errors.append(error_row(item, "unreadable", f"cannot be read: {reason}"))
+        return error_row(item, "unreadable", f"cannot be read: {reason}")
     except Exception as exc:  # noqa: BLE001 - a crawl records any failure and goes on
-        errors.append(error_row(item, "unreadable", f"cannot be read: {type(exc).__name__}: {exc}"))
+        return error_row(item, "unreadable", f"cannot be read: {type(exc).__name__}: {exc}")
+
+
+def _zip_member(archive: zipfile.ZipFile, member: str) -> BinaryIO:
+    return io.BytesIO(archive.read(member))
 
 
 def read_files(items: list[FileItem], spec: ReadSpec) -> tuple[pa.Table, pa.Table]:
@@ -213,24 +219,25 @@ def read_files(items: list[FileItem], spec: ReadSpec) -> tuple[pa.Table, pa.Tabl
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     archive: zipfile.ZipFile | None = None
-    archive_path = None
+    archive_path = archive_error = None
     try:
         for item in items:
             if item.member is None:
-                _read_one(lambda: open(item.path, "rb"), item, spec, rows, errors)
-                continue
-            if item.path != archive_path:
-                if archive is not None:
-                    archive.close()
-                archive, archive_path = None, item.path
-                try:
-                    archive = zipfile.ZipFile(item.path)
-                except (OSError, zipfile.BadZipFile) as exc:
-                    archive_error = f"the archive cannot be opened: {exc}"
-            if archive is None:
-                errors.append(error_row(item, "unreadable", archive_error))
-                continue
-            _read_one(lambda: io.BytesIO(archive.read(item.member)), item, spec, rows, errors)
+                row = _read_one(partial(open, item.path, "rb"), item, spec)
+            else:
+                if item.path != archive_path:
+                    if archive is not None:
+                        archive.close()
+                    archive, archive_path = None, item.path
+                    try:
+                        archive = zipfile.ZipFile(item.path)
+                    except (OSError, zipfile.BadZipFile) as exc:
+                        archive_error = f"the archive cannot be opened: {exc}"
+                if archive is None:
+                    row = error_row(item, "unreadable", archive_error)
+                else:
+                    row = _read_one(partial(_zip_member, archive, item.member), item, spec)
+            (errors if "error" in row else rows).append(row)
     finally:
         if archive is not None:
             archive.close()
