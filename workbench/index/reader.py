@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, BinaryIO, NamedTuple
 
