@@ -265,8 +265,14 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int]
     long_len = struct.Struct("<L" if little else ">L").unpack_from
     elements = header.elements
     need = src.need
-    while need(pos + 8):
-        data = src.data
+    data = src.data
+    size = len(data)
+    while True:
+        if pos + 12 > size:
+            if not need(pos + 8):
+                return
+            data = src.data
+            size = len(data)
         group, elem = tag_fmt(data, pos)
         tag = group << 16 | elem
         if tag > stop:
@@ -281,7 +287,7 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int]
                 length, = short_len(data, pos + 6)
                 start = pos + 8
             elif vr in _LONG_VRS:
-                if not need(pos + 12):
+                if pos + 12 > size and not need(pos + 12):
                     raise HeaderError("truncated", f"the file ends inside element {_fmt(tag)}")
                 length, = long_len(src.data, pos + 8)
                 start = pos + 12
@@ -303,7 +309,7 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int]
             continue
         end = start + length
         if tag in wanted:
-            if not need(end):
+            if end > size and not need(end):
                 raise HeaderError(
                     "truncated", f"the file ends inside element {_fmt(tag)} ({length} bytes declared)"
                 )

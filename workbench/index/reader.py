@@ -12,7 +12,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any, BinaryIO, NamedTuple
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ from pydicom.uid import UID
 
 from workbench.dicom import values
 from workbench.dicom.header import MEDIA_STORAGE_DIRECTORY_STORAGE, HeaderError, read_header
-from workbench.index.columns import ERROR_SCHEMA, Column, instance_columns, instance_schema
+from workbench.index.columns import ERROR_SCHEMA, instance_columns, instance_schema
 
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _SOP_CLASS_UID = 0x00080016
@@ -49,25 +49,18 @@ class ReadSpec:
     tags: tuple[str, ...] = ()
     full_header: bool = False
 
-    @property
-    def columns(self) -> tuple[Column, ...]:
-        return instance_columns(self.tags, self.full_header)
-
-    @property
+    @cached_property
     def dicom_columns(self) -> tuple[tuple[str, int, str], ...]:
-        return _dicom_columns(self.tags, self.full_header)
+        """(name, tag, kind) of each column read from the data set."""
+        return tuple(
+            (c.name, c.tag, c.kind) for c in instance_columns(self.tags, self.full_header)
+            if c.level != "file" and c.tag is not None
+        )
 
-    @property
+    @cached_property
     def wanted(self) -> frozenset[int]:
+        """The tags to read from each file."""
         return frozenset(tag for _, tag, _ in self.dicom_columns) | {_SPECIFIC_CHARACTER_SET}
-
-
-@lru_cache(maxsize=16)
-def _dicom_columns(tags: tuple[str, ...], full_header: bool) -> tuple[tuple[str, int, str], ...]:
-    return tuple(
-        (c.name, c.tag, c.kind) for c in instance_columns(tags, full_header)
-        if c.level != "file" and c.tag is not None
-    )
 
 
 @lru_cache(maxsize=512)
