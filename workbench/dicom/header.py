@@ -193,7 +193,11 @@ def read_header(fp: BinaryIO, wanted: frozenset[int]) -> Header:
 
 def _read_meta(src: _Source, pos: int, header: Header) -> int:
     """Read group 0002 (always explicit VR little endian) and return where the data set starts."""
-    while src.need(pos + 8):
+    while True:
+        if not src.need(pos + 8):
+            if pos < len(src.data) or header.part10:
+                raise HeaderError("truncated", "the file ends inside the file meta information")
+            break
         data = src.data
         group, = struct.unpack_from("<H", data, pos)
         if group != 0x0002:
@@ -270,6 +274,8 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int]
     while True:
         if pos + 12 > size:
             if not need(pos + 8):
+                if pos != len(src.data):
+                    raise HeaderError("truncated", f"the file ends inside the header, at byte {pos}")
                 return
             data = src.data
             size = len(data)

@@ -78,6 +78,7 @@ def crawl(
     full_header: bool = False,
     rescan: bool = False,
     quiet: bool = False,
+    part_rows: int = PART_ROWS,
 ) -> Index:
     """Crawl folders and zip archives into an index directory.
 
@@ -97,6 +98,9 @@ def crawl(
         Read every file again, changed or not.
     quiet : bool
         No progress bar.
+    part_rows : int
+        Commit a part every this many rows (and at least every PART_SECONDS):
+        the most work a killed crawl loses.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def crawl(
         stats.rescan = rescan
         store.compact()
         to_read, walk_errors, removed = _plan(store, sources, rescan, stats)
-        _read_all(store, spec, to_read, walk_errors, workers, quiet, stats)
+        _read_all(store, spec, to_read, walk_errors, workers, quiet, part_rows, stats)
         stats.rows_removed = store.compact(removed)
         _rebuild_aggregates(store)
         errors = store.read_table("errors", ["path", "error"])
@@ -222,9 +226,10 @@ def _read_all(
     walk_errors: list[WalkError],
     workers: int,
     quiet: bool,
+    part_rows: int,
     stats: CrawlStats,
 ) -> None:
-    """Read the files in a process pool, committing a part every PART_ROWS rows or PART_SECONDS."""
+    """Read the files in a process pool, committing a part every ``part_rows`` rows or PART_SECONDS."""
     pending_instances: list[pa.Table] = []
     pending_errors: list[pa.Table] = [pa.Table.from_pylist(
         [error_row(e.item, e.error, e.message) for e in walk_errors], schema=ERROR_SCHEMA
@@ -250,7 +255,7 @@ def _read_all(
     stats.files_read = len(to_read)
     workers = min(workers, max(1, len(to_read) // 64))
     stats.workers = workers
-    chunk = max(16, min(512, len(to_read) // (workers * 8) or 1))
+    chunk = max(1, min(512, part_rows, len(to_read) // (workers * 8) or 1))
     tasks = ((items, spec) for items in _chunks(to_read, chunk))
     with tqdm(total=len(to_read), unit="file", desc="crawl", disable=quiet or not to_read,
               mininterval=0.5) as bar:
@@ -267,7 +272,7 @@ def _read_all(
                 pending_errors.append(errors)
                 pending += instances.num_rows + errors.num_rows
                 bar.update(count)
-                if pending >= PART_ROWS or time.monotonic() - last_commit > PART_SECONDS:
+                if pending >= part_rows or time.monotonic() - last_commit > PART_SECONDS:
                     commit()
                     pending = 0
         finally:

@@ -155,6 +155,8 @@ class IndexStore:
             return pd.DataFrame(columns=[*_KEY_COLUMNS, "error", "table", "seq"])
         keys = pd.concat(frames, ignore_index=True)
         keys["member"] = keys["member"].fillna("")
+        if "error" not in keys:
+            keys["error"] = None
         return keys
 
     def compact(self, remove: Iterable[tuple[str, str]] = ()) -> int:
