@@ -51,8 +51,9 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory):
     return workbench.crawl([SAMPLE_DIR], index=tmp_path_factory.mktemp("sample") / "index", quiet=True)
 
 
+@pytest.fixture(scope="session")
 def run_env() -> dict[str, str]:
-    """The environment for running the ``workbench`` command in a subprocess."""
+    """The environment for running ``python -m workbench`` from this checkout in a subprocess."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -195,7 +195,7 @@ def _read_meta(src: _Source, pos: int, header: Header) -> int:
     """Read group 0002 (always explicit VR little endian) and return where the data set starts."""
     while True:
         if not src.need(pos + 8):
-            if pos < len(src.data) or header.part10:
+            if header.part10:
                 raise HeaderError("truncated", "the file ends inside the file meta information")
             break
         data = src.data
