@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from workbench.index import crawl, open_index
-from workbench.index.crawl import under_any
+from workbench.index.crawler import under_any
 from workbench.index.store import IndexLockedError
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2

@@ -1,135 +1,176 @@
-"""The ``series`` and ``studies`` tables, aggregated from ``instances``.
+"""The ``series`` and ``studies`` tables, aggregated from the ``instances`` parts.
 
 Besides the attributes of each level, a series row carries the geometry facts
 a user needs before loading it: how many distinct positions and orientations
 it holds, its dominant plane, and whether its slices are evenly spaced along
-the slice normal (PS3.3 Section C.7.6.2.1.1).
+the slice normal (PS3.3 Section C.7.6.2.1.1). Attributes are aggregated by
+DuckDB straight from the Parquet parts and geometry with NumPy over two
+columns, so memory stays small however many instances there are.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.index.columns import INSTANCE_COLUMNS
 
 _SERIES_ATTRIBUTES = [c.name for c in INSTANCE_COLUMNS if c.level in ("patient", "study", "series")]
 _STUDY_ATTRIBUTES = [c.name for c in INSTANCE_COLUMNS if c.level in ("patient", "study")]
-_GEOMETRY = ["ImagePositionPatient", "ImageOrientationPatient", "Rows", "Columns", "NumberOfFrames"]
-#: Columns read from ``instances`` to build the aggregates.
-NEEDED_COLUMNS = list(dict.fromkeys(
-    ["SOPInstanceUID", "file_size", "ImageType", "PixelSpacing", *_SERIES_ATTRIBUTES, *_GEOMETRY]
-))
 # A plane within 10 degrees of a patient axis is named after it.
 _PLANE_COSINE = float(np.cos(np.radians(10)))
 # Slices are evenly spaced when every gap is within this fraction (or 0.01 mm) of the median.
 _SPACING_TOLERANCE = 0.01
+_PLANES = np.array(["SAGITTAL", "CORONAL", "AXIAL"])
+GEOMETRY_SCHEMA = pa.schema([
+    ("SeriesInstanceUID", pa.string()), ("n_positions", pa.int64()), ("n_orientations", pa.int64()),
+    ("plane", pa.string()), ("slice_spacing", pa.float64()), ("slice_spacing_min", pa.float64()),
+    ("slice_spacing_max", pa.float64()), ("spacing_uniform", pa.bool_()),
+])
 
 
 def plane_name(orientation: np.ndarray) -> str:
-    """AXIAL, CORONAL, SAGITTAL or OBLIQUE for an ImageOrientationPatient value."""
-    normal = np.cross(orientation[:3], orientation[3:6])
-    axis = int(np.argmax(np.abs(normal)))
-    if abs(normal[axis]) < _PLANE_COSINE * np.linalg.norm(normal):
-        return "OBLIQUE"
-    return ("SAGITTAL", "CORONAL", "AXIAL")[axis]
+    """AXIAL, CORONAL, SAGITTAL or OBLIQUE for one ImageOrientationPatient value."""
+    return str(_plane_names(np.asarray(orientation, dtype=float).reshape(1, 6))[0])
 
 
-def _geometry(group: pd.DataFrame) -> dict:
-    """Geometry facts of one series."""
-    out = {
-        "n_positions": 0, "n_orientations": 0, "plane": None, "slice_spacing": None,
-        "slice_spacing_min": None, "slice_spacing_max": None, "spacing_uniform": None,
-        "mixed_sizes": bool(group["Rows"].nunique() > 1 or group["Columns"].nunique() > 1),
-    }
-    valid = [
-        (p, o) for p, o in zip(group["ImagePositionPatient"], group["ImageOrientationPatient"])
-        if p is not None and o is not None and len(p) == 3 and len(o) == 6
-        and not any(v is None for v in (*p, *o))
-    ]
-    if not valid:
-        return out
-    positions = np.array([p for p, _ in valid], dtype=float)
-    orientations = np.array([o for _, o in valid], dtype=float)
-    out["n_positions"] = len(np.unique(np.round(positions, 3), axis=0))
-    rounded, counts = np.unique(np.round(orientations, 4), axis=0, return_counts=True)
-    out["n_orientations"] = len(rounded)
-    main = rounded[int(np.argmax(counts))]
-    out["plane"] = plane_name(main)
-    # Spacing of the main stack: positions with the dominant orientation, along its normal.
-    normal = np.cross(main[:3], main[3:6])
-    in_main = np.all(np.abs(np.round(orientations, 4) - main) < 1e-6, axis=1)
-    along = np.unique(np.round(positions[in_main] @ normal, 3))
-    if len(along) >= 2:
-        gaps = np.diff(along)
-        median = float(np.median(gaps))
-        out["slice_spacing"] = median
-        out["slice_spacing_min"] = float(gaps.min())
-        out["slice_spacing_max"] = float(gaps.max())
-        out["spacing_uniform"] = bool(
-            np.all(np.abs(gaps - median) <= max(_SPACING_TOLERANCE * median, 0.01))
-        )
-    return out
+def _plane_names(orientations: np.ndarray) -> np.ndarray:
+    normals = np.cross(orientations[:, :3], orientations[:, 3:6])
+    lengths = np.linalg.norm(normals, axis=1)
+    axis = np.argmax(np.abs(normals), axis=1)
+    dominant = np.abs(normals[np.arange(len(normals)), axis])
+    return np.where(dominant >= _PLANE_COSINE * lengths, _PLANES[axis], "OBLIQUE")
 
 
-def _first(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFrame:
-    """The first non-null value of each column per group."""
-    present = [c for c in columns if c in frame.columns and c != key]
-    return frame.groupby(key, sort=False, dropna=False)[present].first()
+def _fixed_lists(column: pa.ChunkedArray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a list<double> column holding exactly ``size`` non-null numbers, as an (n, size) array."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
+    ok = lengths == size
+    values = np.full((len(column), size), np.nan)
+    if ok.any():
+        flat = pc.list_flatten(column.filter(pa.array(ok))).to_numpy(zero_copy_only=False)
+        values[ok] = np.asarray(flat, dtype=float).reshape(-1, size)
+    ok &= ~np.isnan(values).any(axis=1)
+    return values, ok
 
 
-def build_series(instances: pd.DataFrame) -> pd.DataFrame:
-    """One row per SeriesInstanceUID with counts, attributes and geometry facts.
+def series_geometry(geometry: pa.Table) -> pa.Table:
+    """Geometry facts per series from SeriesInstanceUID, ImagePositionPatient, ImageOrientationPatient.
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per series with a valid position and orientation (:data:`GEOMETRY_SCHEMA`).
+    """
+    positions, has_position = _fixed_lists(geometry["ImagePositionPatient"], 3)
+    orientations, has_orientation = _fixed_lists(geometry["ImageOrientationPatient"], 6)
+    valid = has_position & has_orientation
+    uids = np.asarray(geometry["SeriesInstanceUID"].to_pylist(), dtype=object)[valid]
+    positions, orientations = positions[valid], np.round(orientations[valid], 4)
+    if not len(uids):
+        return GEOMETRY_SCHEMA.empty_table()
+    names, series = np.unique(uids.astype(str), return_inverse=True)
+    # Distinct positions and orientations per series.
+    n_positions = np.bincount(
+        np.unique(np.column_stack([series, np.round(positions, 3)]), axis=0)[:, 0].astype(int),
+        minlength=len(names),
+    )
+    pairs, pair_counts = np.unique(np.column_stack([series, orientations]), axis=0, return_counts=True)
+    pair_series = pairs[:, 0].astype(int)
+    n_orientations = np.bincount(pair_series, minlength=len(names))
+    # The dominant orientation of each series: its most frequent one.
+    order = np.lexsort((-pair_counts, pair_series))
+    first = order[np.unique(pair_series[order], return_index=True)[1]]
+    main = pairs[first, 1:]
+    normals = np.cross(main[:, :3], main[:, 3:6])
+    in_main = np.all(orientations == main[series], axis=1)
+    along = np.round(np.einsum("ij,ij->i", positions, normals[series]), 3)
+    stack = np.unique(np.column_stack([series[in_main], along[in_main]]), axis=0)
+    spacing = np.full((len(names), 4), np.nan)  # median, min, max, uniform
+    boundaries = np.flatnonzero(np.diff(stack[:, 0])) + 1
+    for block in np.split(stack, boundaries):
+        if len(block) >= 2:
+            gaps = np.diff(block[:, 1])
+            median = float(np.median(gaps))
+            uniform = np.all(np.abs(gaps - median) <= max(_SPACING_TOLERANCE * median, 0.01))
+            spacing[int(block[0, 0])] = (median, gaps.min(), gaps.max(), float(uniform))
+    has_spacing = ~np.isnan(spacing[:, 0])
+    return pa.table({
+        "SeriesInstanceUID": pa.array(names.tolist(), pa.string()),
+        "n_positions": pa.array(n_positions, pa.int64()),
+        "n_orientations": pa.array(n_orientations, pa.int64()),
+        "plane": pa.array(_plane_names(main).tolist(), pa.string()),
+        "slice_spacing": pa.array(spacing[:, 0], pa.float64(), mask=~has_spacing),
+        "slice_spacing_min": pa.array(spacing[:, 1], pa.float64(), mask=~has_spacing),
+        "slice_spacing_max": pa.array(spacing[:, 2], pa.float64(), mask=~has_spacing),
+        "spacing_uniform": pa.array(spacing[:, 3] == 1.0, pa.bool_(), mask=~has_spacing),
+    }, schema=GEOMETRY_SCHEMA)
+
+
+def _any_values(columns: list[str], key: str) -> str:
+    """SQL for one value per group of each column: attributes constant within a series or study."""
+    return ", ".join(f"any_value({c}) AS {c}" for c in columns if c != key)
+
+
+def _parquet_list(parts: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+
+
+def build_aggregates(parts: list[Path]) -> tuple[pa.Table, pa.Table]:
+    """The ``series`` and ``studies`` tables of the instances stored in ``parts``.
 
     Parameters
     ----------
-    instances : pandas.DataFrame
-        The ``instances`` table, with at least :data:`NEEDED_COLUMNS`.
+    parts : list of Path
+        The Parquet parts of the ``instances`` table; may be empty.
 
     Returns
     -------
-    pandas.DataFrame
-        The ``series`` table.
-    """
-    key = "SeriesInstanceUID"
-    grouped = instances.groupby(key, sort=False, dropna=False)
-    counts = pd.DataFrame({
-        "n_instances": grouped.size(),
-        "n_frames": grouped["NumberOfFrames"].apply(lambda s: int(s.fillna(1).sum())),
-        "total_bytes": grouped["file_size"].sum(),
-        "n_sop_instance_uids": grouped["SOPInstanceUID"].nunique(),
-    })
-    attributes = _first(instances, key, _SERIES_ATTRIBUTES + ["Rows", "Columns", "PixelSpacing"])
-    geometry = pd.DataFrame.from_dict(
-        {uid: _geometry(group) for uid, group in grouped[_GEOMETRY]}, orient="index"
-    )
-    series = attributes.join(counts).join(geometry)
-    series.index.name = key
-    return series.reset_index().sort_values(
-        ["PatientID", "StudyDate", "StudyInstanceUID", "SeriesNumber"], na_position="last"
-    ).reset_index(drop=True)
-
-
-def build_studies(instances: pd.DataFrame) -> pd.DataFrame:
-    """One row per StudyInstanceUID with patient and study attributes and counts.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The ``studies`` table: the attributes, ``n_series``, ``n_instances`` and
+    tuple[pyarrow.Table, pyarrow.Table]
+        ``series``: one row per SeriesInstanceUID with its attributes, ``n_instances``,
+        ``n_frames``, ``total_bytes``, ``n_sop_instance_uids``, ``mixed_sizes`` and the
+        geometry facts of :func:`series_geometry`. ``studies``: one row per
+        StudyInstanceUID with its attributes, ``n_series``, ``n_instances`` and
         ``ModalitiesInStudy`` (distinct modalities joined by ``\\``).
     """
-    key = "StudyInstanceUID"
-    grouped = instances.groupby(key, sort=False, dropna=False)
-    counts = pd.DataFrame({
-        "n_series": grouped["SeriesInstanceUID"].nunique(),
-        "n_instances": grouped.size(),
-        "ModalitiesInStudy": grouped["Modality"].apply(
-            lambda s: "\\".join(sorted(s.dropna().unique())) or None
-        ),
-    })
-    studies = _first(instances, key, _STUDY_ATTRIBUTES).join(counts)
-    studies.index.name = key
-    return studies.reset_index().sort_values(
-        ["PatientID", "StudyDate", "StudyInstanceUID"], na_position="last"
-    ).reset_index(drop=True)
+    with duckdb.connect() as con:
+        if parts:
+            source = f"read_parquet({_parquet_list(parts)}, union_by_name = true)"
+        else:
+            from workbench.index.columns import instance_schema
+
+            con.register("empty_instances", instance_schema().empty_table())
+            source = "empty_instances"
+        geometry = series_geometry(con.sql(
+            f"SELECT SeriesInstanceUID, ImagePositionPatient, ImageOrientationPatient FROM {source}"
+        ).to_arrow_table())
+        con.register("geometry", geometry)
+        attributes = _any_values(_SERIES_ATTRIBUTES, "SeriesInstanceUID")
+        series = con.sql(f"""
+            SELECT * FROM (
+                SELECT SeriesInstanceUID, {attributes},
+                    any_value(Rows) AS Rows, any_value(Columns) AS Columns,
+                    any_value(PixelSpacing) AS PixelSpacing,
+                    count(*) AS n_instances, sum(coalesce(NumberOfFrames, 1)) AS n_frames,
+                    sum(file_size) AS total_bytes, count(DISTINCT SOPInstanceUID) AS n_sop_instance_uids,
+                    count(DISTINCT Rows) > 1 OR count(DISTINCT Columns) > 1 AS mixed_sizes
+                FROM {source} GROUP BY SeriesInstanceUID
+            ) LEFT JOIN geometry USING (SeriesInstanceUID)
+            ORDER BY PatientID, StudyDate, StudyInstanceUID, SeriesNumber, SeriesInstanceUID
+        """).to_arrow_table()
+        attributes = _any_values(_STUDY_ATTRIBUTES, "StudyInstanceUID")
+        studies = con.sql(f"""
+            SELECT StudyInstanceUID, {attributes},
+                count(DISTINCT SeriesInstanceUID) AS n_series, count(*) AS n_instances,
+                string_agg(DISTINCT Modality, '\\' ORDER BY Modality) AS ModalitiesInStudy
+            FROM {source} GROUP BY StudyInstanceUID
+            ORDER BY PatientID, StudyDate, StudyInstanceUID
+        """).to_arrow_table()
+    return series, studies
+
+

@@ -22,10 +22,10 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,6 +34,18 @@ SCHEMA_VERSION = 1
 TABLES = ("instances", "errors")
 _PART = re.compile(r"part-(\d{8})\.parquet$")
 _KEY_COLUMNS = ["path", "member", "file_size", "mtime_ns"]
+
+
+class StoredRow(NamedTuple):
+    """Where one row of ``instances`` or ``errors`` is stored, and what it says of its file."""
+
+    path: str
+    member: str
+    file_size: int | None
+    mtime_ns: int | None
+    error: str | None
+    table: str
+    seq: int
 
 
 class IndexLockedError(RuntimeError):
@@ -141,23 +153,23 @@ class IndexStore:
             return None
         return pa.concat_tables(tables, promote_options="default")
 
-    def read_keys(self) -> pd.DataFrame:
-        """One row per stored row of both tables: key columns, ``table``, ``seq`` and ``error``."""
-        frames = []
+    def read_keys(self) -> list[StoredRow]:
+        """One entry per stored row of both tables, with its key, size, mtime, error and part."""
+        rows: list[StoredRow] = []
         for table in TABLES:
             columns = _KEY_COLUMNS + (["error"] if table == "errors" else [])
             for seq, path in self.parts(table):
-                frame = pq.read_table(path, columns=columns).to_pandas()
-                frame["table"] = table
-                frame["seq"] = seq
-                frames.append(frame)
-        if not frames:
-            return pd.DataFrame(columns=[*_KEY_COLUMNS, "error", "table", "seq"])
-        keys = pd.concat(frames, ignore_index=True)
-        keys["member"] = keys["member"].fillna("")
-        if "error" not in keys:
-            keys["error"] = None
-        return keys
+                data = pq.read_table(path, columns=columns)
+                errors = data.column("error").to_pylist() if table == "errors" else repeat(None)
+                rows.extend(
+                    StoredRow(p, m or "", size, mtime, error, table, seq)
+                    for p, m, size, mtime, error in zip(
+                        data.column("path").to_pylist(), data.column("member").to_pylist(),
+                        data.column("file_size").to_pylist(), data.column("mtime_ns").to_pylist(),
+                        errors,
+                    )
+                )
+        return rows
 
     def compact(self, remove: Iterable[tuple[str, str]] = ()) -> int:
         """Drop rows of removed files, and every row superseded by one in a later part.
@@ -172,26 +184,30 @@ class IndexStore:
         int
             Number of rows dropped.
         """
-        keys = self.read_keys()
-        if keys.empty:
-            return 0
-        latest = keys.groupby(["path", "member"], sort=False)["seq"].transform("max")
-        removed = pd.MultiIndex.from_tuples(list(remove) or [("", "")], names=["path", "member"])
-        in_removed = pd.MultiIndex.from_frame(keys[["path", "member"]]).isin(removed)
-        drop = (keys["seq"] < latest) | in_removed
-        for (table, seq), rows in keys[drop].groupby(["table", "seq"]):
+        rows = self.read_keys()
+        latest: dict[tuple[str, str], int] = {}
+        for row in rows:
+            key = (row.path, row.member)
+            latest[key] = max(latest.get(key, 0), row.seq)
+        removed = set(remove)
+        drop: dict[tuple[str, int], set[tuple[str, str]]] = {}
+        for row in rows:
+            key = (row.path, row.member)
+            if row.seq < latest[key] or key in removed:
+                drop.setdefault((row.table, row.seq), set()).add(key)
+        for (table, seq), gone in drop.items():
             path = self.table_dir(table) / f"part-{seq:08d}.parquet"
             data = pq.read_table(path)
-            gone = set(zip(rows["path"], rows["member"]))
-            members = data.column("member").to_pylist()
-            paths = data.column("path").to_pylist()
-            keep = [(p, m or "") not in gone for p, m in zip(paths, members)]
+            keep = [
+                (p, m or "") not in gone
+                for p, m in zip(data.column("path").to_pylist(), data.column("member").to_pylist())
+            ]
             kept = data.filter(pa.array(keep))
             if kept.num_rows:
                 write_parquet(path, kept)
             else:
                 path.unlink()
-        return int(drop.sum())
+        return sum(len(gone) for gone in drop.values())
 
     def read_manifest(self) -> dict[str, Any]:
         """The manifest, or an empty dict for a new index."""

@@ -14,11 +14,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from workbench.index.aggregate import NEEDED_COLUMNS, build_series, build_studies
+from workbench.index.aggregate import build_aggregates
 from workbench.index.columns import ERROR_SCHEMA, column_for_keyword
 from workbench.index.index import Index
 from workbench.index.reader import FileItem, ReadSpec, error_row, read_files
@@ -164,18 +163,14 @@ def _plan(
     store: IndexStore, sources: list[str], rescan: bool, stats: CrawlStats
 ) -> tuple[list[FileItem], list[WalkError], set[tuple[str, str]]]:
     """Walk the sources and compare with the index: what to read, what failed, what is gone."""
-    keys = store.read_keys()
-    known: dict[tuple[str, str], tuple[int, int, str | None]] = {}
-    archive_mtimes: dict[str, set[int]] = {}
+    known: dict[tuple[str, str], tuple[int | None, int | None, str | None]] = {}
+    archive_mtimes: dict[str, set[int | None]] = {}
     archive_members: dict[str, list[str]] = {}
-    if not keys.empty:
-        for path, member, size, mtime, error in zip(
-            keys["path"], keys["member"], keys["file_size"], keys["mtime_ns"], keys["error"]
-        ):
-            known[(path, member)] = (size, mtime, error if isinstance(error, str) else None)
-            if member:
-                archive_mtimes.setdefault(path, set()).add(mtime)
-                archive_members.setdefault(path, []).append(member)
+    for row in store.read_keys():
+        known[(row.path, row.member)] = (row.file_size, row.mtime_ns, row.error)
+        if row.member:
+            archive_mtimes.setdefault(row.path, set()).add(row.mtime_ns)
+            archive_members.setdefault(row.path, []).append(row.member)
     seen: set[tuple[str, str]] = set()
     to_read: list[FileItem] = []
     walk_errors: list[WalkError] = []
@@ -283,15 +278,13 @@ def _read_all(
 
 def _rebuild_aggregates(store: IndexStore) -> None:
     """Rebuild series.parquet and studies.parquet when the instances changed since the last build."""
-    state = [(seq, path.stat().st_mtime_ns) for seq, path in store.parts("instances")]
+    parts = store.parts("instances")
+    state = repr([(seq, path.stat().st_mtime_ns) for seq, path in parts])
     stamp = store.directory / ".aggregates"
     if store.series_path.exists() and store.studies_path.exists() and stamp.exists() \
-            and stamp.read_text() == repr(state):
+            and stamp.read_text() == state:
         return
-    table = store.read_table("instances", NEEDED_COLUMNS)
-    instances = table.to_pandas() if table is not None else None
-    if instances is None or instances.empty:
-        instances = pd.DataFrame({c: pd.Series(dtype="object") for c in NEEDED_COLUMNS})
-    write_parquet(store.series_path, pa.Table.from_pandas(build_series(instances), preserve_index=False))
-    write_parquet(store.studies_path, pa.Table.from_pandas(build_studies(instances), preserve_index=False))
-    write_atomic(stamp, lambda tmp: tmp.write_text(repr(state)))
+    series, studies = build_aggregates([path for _, path in parts])
+    write_parquet(store.series_path, series)
+    write_parquet(store.studies_path, studies)
+    write_atomic(stamp, lambda tmp: tmp.write_text(state))
