@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from workbench.index import crawl, open_index
-from workbench.index.crawler import under_any
+from workbench.index.crawler import NOT_FAILURES, under_any
 from workbench.index.store import IndexLockedError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
 
@@ -24,6 +26,8 @@ class UsageError(Exception):
 
 
 def _print_frame(frame: pd.DataFrame, max_rows: int = 50) -> None:
+    import pandas as pd
+
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(frame.to_string(index=False, max_rows=max_rows) if not frame.empty else "(no rows)")
 
@@ -71,13 +75,14 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     for note in stats.get("notes", []):
         print(f"note: {note}")
     if stats["failed"]:
-        errors = index.sql(
-            "SELECT path, member, error, message FROM errors WHERE error <> 'dicomdir' ORDER BY path"
+        errors = sorted(
+            (row["path"], row["member"] or "", row["error"], row["message"])
+            for row in index.store.read_table("errors").to_pylist()
+            if row["error"] not in NOT_FAILURES and under_any(row["path"], stats["sources"])
         )
-        errors = errors[[under_any(p, stats["sources"]) for p in errors["path"]]]
-        for row in errors.head(20).itertuples():
-            where = f"{row.path}!{row.member}" if isinstance(row.member, str) else row.path
-            print(f"workbench: {where}: {row.error}: {row.message}", file=sys.stderr)
+        for path, member, error, message in errors[:20]:
+            where = f"{path}!{member}" if member else path
+            print(f"workbench: {where}: {error}: {message}", file=sys.stderr)
         if len(errors) > 20:
             print(f"workbench: ... and {len(errors) - 20} more: see the errors table", file=sys.stderr)
         return EXIT_FAILED_INPUTS

@@ -8,6 +8,7 @@ every file indexed exactly once) and parallel (a process pool reads headers).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -255,6 +256,9 @@ def _read_all(
     with tqdm(total=len(to_read), unit="file", desc="crawl", disable=quiet or not to_read,
               mininterval=0.5) as bar:
         if workers > 1:
+            # Keep the parent's objects out of the garbage collector so the forked
+            # workers do not copy every page they share with it.
+            gc.freeze()
             pool = multiprocessing.get_context("fork").Pool(workers)
             results = pool.imap_unordered(_read_chunk, tasks)
         else:
@@ -273,6 +277,7 @@ def _read_all(
         finally:
             if pool is not None:
                 pool.terminate()
+                gc.unfreeze()
     commit()
 
 

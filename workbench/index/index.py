@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench.index.columns import ERROR_SCHEMA, instance_schema
 from workbench.index.store import IndexStore
 
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a DataFrame, keeping integer and boolean columns with nulls as such."""
-    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    # pandas is imported here, not at the top, so the crawl command starts fast without it.
+    import pandas as pd
+
+    types = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=types.get)
 
 
 #: The views :meth:`Index.sql` offers.
@@ -130,7 +134,7 @@ class Index:
             When the query is not valid SQL for these views.
         """
         with self.connect() as con:
-            return con.execute(query).df()
+            return to_pandas(con.sql(query).to_arrow_table())
 
     def duplicates(self) -> pd.DataFrame:
         """Instances whose SOPInstanceUID appears more than once, with their paths."""
@@ -151,18 +155,18 @@ class Index:
             and ``last_crawl`` (dict).
         """
         with self.connect() as con:
-            counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
-            modalities = con.execute(
+            counts = {v: con.sql(f"SELECT count(*) FROM {v}").fetchall()[0][0] for v in VIEWS}
+            modalities = to_pandas(con.sql(
                 "SELECT Modality, count(DISTINCT StudyInstanceUID) AS studies, "
                 "count(DISTINCT SeriesInstanceUID) AS series, count(*) AS instances "
                 "FROM instances GROUP BY 1 ORDER BY instances DESC"
-            ).df()
-            error_classes = con.execute(
+            ).to_arrow_table())
+            error_classes = to_pandas(con.sql(
                 "SELECT error, count(*) AS files FROM errors GROUP BY 1 ORDER BY files DESC"
-            ).df()
-            duplicates = con.execute(
+            ).to_arrow_table())
+            duplicates = con.sql(
                 "SELECT count(*) FROM (SELECT SOPInstanceUID FROM instances GROUP BY 1 HAVING count(*) > 1)"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         return {
             "counts": counts,
             "modalities": modalities,
