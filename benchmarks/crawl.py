@@ -41,7 +41,6 @@ import psutil
 import pyarrow.dataset as pads
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.multival import MultiValue
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 from tqdm import tqdm
 
@@ -517,8 +516,19 @@ def read_heads(paths: list[str]) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
-def plain(value: object) -> object:
-    """A pydicom value as a plain str / float / int / list (None stays None)."""
+# The serial loop a user would write, run as its own script in a fresh interpreter so that it is
+# timed the same way as the crawl command (start-up and imports included).
+BASELINE_CHILD = """
+import json, os, sys, time
+start = time.perf_counter()
+import pandas as pd
+import pydicom
+from pydicom.multival import MultiValue
+
+top, out, keywords, subset_file = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+
+
+def plain(value):
     if value is None:
         return None
     if isinstance(value, MultiValue):
@@ -530,13 +540,21 @@ def plain(value: object) -> object:
     return str(value)
 
 
-def header_row(path: str) -> dict[str, object]:
-    """The row a user's loop builds for one file."""
+imported = time.perf_counter()
+paths = sorted(os.path.join(d, f) for d, _, files in os.walk(top) for f in files)
+walked = time.perf_counter()
+subset = json.load(open(subset_file)) if subset_file != "-" else paths
+rows = []
+for path in subset:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    row: dict[str, object] = {"path": path}
-    row.update((kw, plain(getattr(ds, kw, None))) for kw in KEYWORDS)
+    row = {"path": path}
+    row.update((kw, plain(getattr(ds, kw, None))) for kw in keywords)
     row["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
-    return row
+    rows.append(row)
+pd.DataFrame(rows).to_parquet(out)
+done = time.perf_counter()
+print(json.dumps({"import_s": imported - start, "walk_s": walked - imported, "read_s": done - walked}))
+"""
 
 
 @dataclass
@@ -545,30 +563,34 @@ class Baseline:
 
     files: int
     measured: int
-    seconds: float  # for all files (extrapolated when measured < files)
+    seconds: float  # whole script, for all files (extrapolated when measured < files)
     sop_by_path: dict[str, str] = field(repr=False)
 
 
 def run_baseline(top: Path, out: Path, sample: int) -> Baseline:
-    """os.walk + dcmread(stop_before_pixels) + attributes + to_parquet, serially.
+    """os.walk + dcmread(stop_before_pixels) + attributes + to_parquet, serially, as a script.
 
-    With more files than ``sample``, only a fixed random subset is read; the walk is timed in
-    full and the read + Parquet time is scaled up to all files.
+    The script runs in a fresh interpreter and is timed whole, like the crawl command. With more
+    files than ``sample``, it reads a fixed random subset; its read + Parquet time is scaled up to
+    all files and the rest (start-up, imports, the full walk) is counted once.
     """
-    start = time.perf_counter()
     paths = sorted(walk(top))
-    walk_s = time.perf_counter() - start
-    subset = paths
+    subset_file = "-"
+    measured = len(paths)
     if sample < len(paths):
         picked = np.random.default_rng(SEED).choice(len(paths), sample, replace=False)
-        subset = [paths[i] for i in sorted(picked)]
+        subset_file = str(out.with_suffix(".subset.json"))
+        Path(subset_file).write_text(json.dumps([paths[i] for i in sorted(picked)]))
+        measured = sample
+    args = [sys.executable, "-c", BASELINE_CHILD, str(top), str(out), json.dumps(KEYWORDS), subset_file]
     start = time.perf_counter()
-    rows = [header_row(path) for path in subset]
-    pd.DataFrame(rows).to_parquet(out)
-    read_s = time.perf_counter() - start
-    seconds = walk_s + read_s * len(paths) / len(subset)
-    sops = {str(row["path"]): str(row["SOPInstanceUID"]) for row in rows}
-    return Baseline(len(paths), len(subset), seconds, sops)
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    parts = json.loads(result.stdout.strip().splitlines()[-1])
+    seconds = wall + parts["read_s"] * (len(paths) / measured - 1)
+    rows = pd.read_parquet(out, columns=["path", "SOPInstanceUID"])
+    sops = dict(zip(rows["path"], rows["SOPInstanceUID"].astype(str)))
+    return Baseline(len(paths), measured, seconds, sops)
 
 
 @dataclass
