@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pydicom
 import pytest
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 import workbench
 from workbench.index.columns import DICOM_COLUMNS, INSTANCE_COLUMNS, markdown_reference
@@ -113,7 +114,9 @@ def test_the_column_list_is_the_one_definition() -> None:
     assert len(names) == len(set(names))
     assert len(DICOM_COLUMNS) >= 60
     for column in DICOM_COLUMNS:
-        assert column.tag is not None, f"{column.name} is not a DICOM keyword"
+        # Tags and VRs are written out in the column list; they must be the standard's.
+        assert column.tag == tag_for_keyword(column.name), column.name
+        assert column.vr == dictionary_VR(column.tag).split(" or ")[0], column.name
     for required in ("CTDIvol", "KVP", "XRayTubeCurrent", "Exposure", "ImageOrientationPatient"):
         assert required in names
-    assert "`CTDIvol` | double" in markdown_reference()
+    assert "| `CTDIvol` | (0018,9345) | FD | double | instance |" in markdown_reference()

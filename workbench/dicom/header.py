@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
-
-from pydicom.datadict import dictionary_VR
 
 #: Transfer syntaxes whose data set is encoded in Implicit VR Little Endian.
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -124,24 +123,17 @@ class _Source:
         return end <= len(self.data)
 
 
-def _vr_for(tag: int) -> str:
-    """The dictionary VR of a tag (the first, when PS3.6 allows several), UN when unknown."""
-    try:
-        return dictionary_VR(tag).split(" or ")[0]
-    except KeyError:
-        return "UN"
-
-
-def read_header(fp: BinaryIO, wanted: frozenset[int]) -> Header:
+def read_header(fp: BinaryIO, wanted: Mapping[int, str]) -> Header:
     """Read the wanted top-level elements of a DICOM file.
 
     Parameters
     ----------
     fp : BinaryIO
         The file, opened in binary mode at its start.
-    wanted : frozenset[int]
-        Tags (``group << 16 | element``) to return. Reading stops at the first
-        top-level tag greater than the largest of them, and always before Pixel Data.
+    wanted : Mapping[int, str]
+        Tags (``group << 16 | element``) to return, each with its dictionary VR (PS3.6),
+        used for implicit VR and UN values. Reading stops at the first top-level tag
+        greater than the largest of them, and always before Pixel Data.
 
     Returns
     -------
@@ -215,7 +207,7 @@ def _read_meta(src: _Source, pos: int, header: Header) -> int:
         else:
             # Some writers put group 0002 in implicit VR; read it that way.
             length, = struct.unpack_from("<L", data, pos + 4)
-            vr = _vr_for(tag).encode()
+            vr = b"UN"
             start = pos + 8
         if length == _UNDEFINED or not src.need(start + length):
             raise HeaderError("truncated", f"the file ends inside file meta element {_fmt(tag)}")
@@ -260,7 +252,7 @@ def _fmt(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int], stop: int) -> None:
+def _read_dataset(src: _Source, pos: int, header: Header, wanted: Mapping[int, str], stop: int) -> None:
     """Walk the top-level elements from ``pos``, keeping the wanted ones."""
     little = header.little_endian
     implicit = header.implicit_vr
@@ -321,7 +313,7 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: frozenset[int]
                 )
             # UN for a known tag is read with the dictionary VR, as pydicom does.
             known = vr is None or vr == b"UN"
-            elements[tag] = (_vr_for(tag) if known else vr.decode("ascii"), src.data[start:end])
+            elements[tag] = (wanted[tag] if known else vr.decode("ascii"), src.data[start:end])
         pos = end
 
 

@@ -11,12 +11,15 @@ import re
 import struct
 from functools import lru_cache
 
-from pydicom.charset import convert_encodings, decode_bytes
-
 _BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
 # Text VRs affected by Specific Character Set (PS3.5 Section 6.1.2.3).
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _PN_DELIMITERS = {0x5C, 0x3D, 0x5E}
+# The character sets most files use, as pydicom names their codecs (PS3.3 C.12.1.1.2),
+# known here so that reading them needs no import of pydicom.
+_COMMON_CHARACTER_SETS = {
+    b"ISO_IR 6": ("iso8859",), b"ISO_IR 100": ("latin_1",), b"ISO_IR 192": ("UTF8",),
+}
 _TEXT_DELIMITERS = {0x5C}
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?(?:[+-]\d{4})?")
 
@@ -38,6 +41,11 @@ def python_encodings(specific_character_set: bytes | None) -> tuple[str, ...]:
     """
     if not specific_character_set:
         return ("iso8859",)
+    common = _COMMON_CHARACTER_SETS.get(specific_character_set)
+    if common:
+        return common
+    from pydicom.charset import convert_encodings
+
     terms = [t.strip() for t in specific_character_set.decode("ascii", "replace").split("\\")]
     return tuple(convert_encodings(terms or [""]))
 
@@ -46,9 +54,11 @@ def decode_text(value: bytes, vr: str, encodings: tuple[str, ...]) -> str:
     """Decode a text value with the data set's character sets, stripped of padding."""
     value = value.rstrip(b"\x00 ")
     if vr in _CHARSET_VRS and encodings != ("iso8859",):
-        if len(encodings) == 1 and value.isascii():
-            text = value.decode("ascii")
+        if len(encodings) == 1:
+            text = value.decode(encodings[0], "replace")
         else:
+            from pydicom.charset import decode_bytes
+
             delimiters = _PN_DELIMITERS if vr == "PN" else _TEXT_DELIMITERS
             text = decode_bytes(value, list(encodings), delimiters)
     else:

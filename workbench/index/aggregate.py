@@ -70,11 +70,14 @@ def series_geometry(geometry: pa.Table) -> pa.Table:
     positions, has_position = _fixed_lists(geometry["ImagePositionPatient"], 3)
     orientations, has_orientation = _fixed_lists(geometry["ImageOrientationPatient"], 6)
     valid = has_position & has_orientation
-    uids = np.asarray(geometry["SeriesInstanceUID"].to_pylist(), dtype=object)[valid]
-    positions, orientations = positions[valid], np.round(orientations[valid], 4)
-    if not len(uids):
+    if not valid.any():
         return GEOMETRY_SCHEMA.empty_table()
-    names, series = np.unique(uids.astype(str), return_inverse=True)
+    encoded = pc.dictionary_encode(geometry["SeriesInstanceUID"].combine_chunks().filter(pa.array(valid)))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    keep = codes >= 0
+    positions, orientations = positions[valid][keep], np.round(orientations[valid][keep], 4)
+    used, series = np.unique(codes[keep], return_inverse=True)
+    names = encoded.dictionary.take(pa.array(used))
     # Distinct positions and orientations per series.
     n_positions = np.bincount(
         np.unique(np.column_stack([series, np.round(positions, 3)]), axis=0)[:, 0].astype(int),
@@ -101,7 +104,7 @@ def series_geometry(geometry: pa.Table) -> pa.Table:
             spacing[int(block[0, 0])] = (median, gaps.min(), gaps.max(), float(uniform))
     has_spacing = ~np.isnan(spacing[:, 0])
     return pa.table({
-        "SeriesInstanceUID": pa.array(names.tolist(), pa.string()),
+        "SeriesInstanceUID": names,
         "n_positions": pa.array(n_positions, pa.int64()),
         "n_orientations": pa.array(n_orientations, pa.int64()),
         "plane": pa.array(_plane_names(main).tolist(), pa.string()),

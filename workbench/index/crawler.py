@@ -9,8 +9,10 @@ every file indexed exactly once) and parallel (a process pool reads headers).
 from __future__ import annotations
 
 import gc
+import importlib
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,7 @@ from tqdm.auto import tqdm
 from workbench.index.aggregate import build_aggregates
 from workbench.index.columns import ERROR_SCHEMA, column_for_keyword
 from workbench.index.index import Index
-from workbench.index.reader import FileItem, ReadSpec, error_row, read_files
+from workbench.index.reader import FileItem, ReadSpec, error_row, read_files, with_sop_class_names
 from workbench.index.store import SCHEMA_VERSION, IndexStore, write_atomic, write_json, write_parquet
 from workbench.index.walk import WalkError, is_zip_path, walk, zip_members
 
@@ -238,7 +240,7 @@ def _read_all(
         instances = [t for t in pending_instances if t.num_rows]
         errors = [t for t in pending_errors if t.num_rows]
         if instances:
-            table = pa.concat_tables(instances)
+            table = with_sop_class_names(pa.concat_tables(instances))
             store.write_part("instances", seq, table)
             stats.instances_added += table.num_rows
         if errors:
@@ -260,6 +262,9 @@ def _read_all(
             # workers do not copy every page they share with it.
             gc.freeze()
             pool = multiprocessing.get_context("fork").Pool(workers)
+            # The main process names SOP classes with pydicom's UID dictionary; import it
+            # while the workers read, not after.
+            threading.Thread(target=importlib.import_module, args=("pydicom.uid",), daemon=True).start()
             results = pool.imap_unordered(_read_chunk, tasks)
         else:
             pool = None

@@ -16,8 +16,6 @@ from functools import cached_property, lru_cache, partial
 from typing import Any, BinaryIO, NamedTuple
 
 import pyarrow as pa
-import pydicom
-from pydicom.uid import UID
 
 from workbench.dicom import values
 from workbench.dicom.header import MEDIA_STORAGE_DIRECTORY_STORAGE, HeaderError, read_header
@@ -58,9 +56,13 @@ class ReadSpec:
         )
 
     @cached_property
-    def wanted(self) -> frozenset[int]:
-        """The tags to read from each file."""
-        return frozenset(tag for _, tag, _ in self.dicom_columns) | {_SPECIFIC_CHARACTER_SET}
+    def wanted(self) -> dict[int, str]:
+        """The tags to read from each file, with their dictionary VR."""
+        wanted = {
+            c.tag: c.vr for c in instance_columns(self.tags, self.full_header) if c.tag is not None
+        }
+        wanted[_SPECIFIC_CHARACTER_SET] = "CS"
+        return wanted
 
 
 @lru_cache(maxsize=512)
@@ -68,8 +70,20 @@ def sop_class_name(uid: str | None) -> str | None:
     """The readable name of a SOP Class UID (PS3.6 Annex A), or None when unknown."""
     if not uid:
         return None
+    from pydicom.uid import UID
+
     name = UID(uid).name
     return None if name == uid else name
+
+
+def with_sop_class_names(instances: pa.Table) -> pa.Table:
+    """``instances`` with the ``sop_class_name`` column filled from ``SOPClassUID``.
+
+    The crawler does this in its main process, so the reading processes never
+    import pydicom (a tenth of a second each, on every crawl).
+    """
+    names = pa.array([sop_class_name(u) for u in instances.column("SOPClassUID").to_pylist()], pa.string())
+    return instances.set_column(instances.schema.get_field_index("sop_class_name"), "sop_class_name", names)
 
 
 def _convert(kind: str, vr: str, raw: bytes, little: bool, encodings: tuple[str, ...]) -> Any:
@@ -146,7 +160,6 @@ def read_row(fp: BinaryIO, item: FileItem, spec: ReadSpec) -> dict[str, Any]:
             raise HeaderError("no_sop_instance_uid", "the data set has no SOP Instance UID")
     if row["SOPClassUID"] is None:
         row["SOPClassUID"] = header.media_storage_sop_class_uid
-    row["sop_class_name"] = sop_class_name(row["SOPClassUID"])
     if spec.full_header:
         fp.seek(0)
         row["header_json"] = _header_json(fp)
@@ -154,6 +167,8 @@ def read_row(fp: BinaryIO, item: FileItem, spec: ReadSpec) -> dict[str, Any]:
 
 
 def _header_json(fp: BinaryIO) -> str:
+    import pydicom
+
     dataset = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
     return json.dumps(
         dataset.to_json_dict(
@@ -207,7 +222,8 @@ def read_files(items: list[FileItem], spec: ReadSpec) -> tuple[pa.Table, pa.Tabl
     Returns
     -------
     tuple[pyarrow.Table, pyarrow.Table]
-        The ``instances`` rows and the ``errors`` rows of the batch.
+        The ``instances`` rows (``sop_class_name`` not yet filled: see
+        :func:`with_sop_class_names`) and the ``errors`` rows of the batch.
     """
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
