@@ -262,9 +262,6 @@ def _read_all(
             # workers do not copy every page they share with it.
             gc.freeze()
             pool = multiprocessing.get_context("fork").Pool(workers)
-            # The main process names SOP classes with pydicom's UID dictionary; import it
-            # while the workers read, not after.
-            threading.Thread(target=importlib.import_module, args=("pydicom.uid",), daemon=True).start()
             results = pool.imap_unordered(_read_chunk, tasks)
         else:
             pool = None
