@@ -9,10 +9,8 @@ every file indexed exactly once) and parallel (a process pool reads headers).
 from __future__ import annotations
 
 import gc
-import importlib
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
