@@ -12,6 +12,7 @@ import struct
 from functools import lru_cache
 
 _BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+_BINARY_SIZES = {fmt: struct.calcsize(fmt) for fmt in _BINARY_FORMATS.values()}
 # Text VRs affected by Specific Character Set (PS3.5 Section 6.1.2.3).
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _PN_DELIMITERS = {0x5C, 0x3D, 0x5E}
@@ -70,7 +71,7 @@ def _numbers(value: bytes, vr: str, little_endian: bool) -> list[float | int] | 
     fmt = _BINARY_FORMATS.get(vr)
     if fmt is None:
         return None
-    size = struct.calcsize(fmt)
+    size = _BINARY_SIZES[fmt]
     count = len(value) // size
     if count == 0:
         return None
@@ -111,12 +112,22 @@ def to_float_list(value: bytes, vr: str, little_endian: bool = True) -> list[flo
 
 def to_float(value: bytes, vr: str, little_endian: bool = True) -> float | None:
     """The first value of a numeric element as a float, or None."""
+    if vr == "DS":
+        try:
+            return float(value)  # the common case: one value, space-padded
+        except ValueError:
+            pass
     values = to_float_list(value, vr, little_endian)
     return values[0] if values else None
 
 
 def to_int(value: bytes, vr: str, little_endian: bool = True) -> int | None:
     """The first value of an integer element (IS or binary) as an int, or None."""
+    if vr == "IS":
+        try:
+            return int(value)  # the common case: one value, space-padded
+        except ValueError:
+            pass
     binary = _numbers(value, vr, little_endian)
     if binary is not None:
         return int(binary[0])

@@ -48,10 +48,10 @@ class ReadSpec:
     full_header: bool = False
 
     @cached_property
-    def dicom_columns(self) -> tuple[tuple[str, int, str], ...]:
-        """(name, tag, kind) of each column read from the data set."""
+    def converters(self) -> tuple[tuple[str, int, Callable], ...]:
+        """(name, tag, converter) of each column read from the data set."""
         return tuple(
-            (c.name, c.tag, c.kind) for c in instance_columns(self.tags, self.full_header)
+            (c.name, c.tag, _CONVERTERS[c.kind]) for c in instance_columns(self.tags, self.full_header)
             if c.level != "file" and c.tag is not None
         )
 
@@ -86,29 +86,44 @@ def with_sop_class_names(instances: pa.Table) -> pa.Table:
     return instances.set_column(instances.schema.get_field_index("sop_class_name"), "sop_class_name", names)
 
 
-def _convert(kind: str, vr: str, raw: bytes, little: bool, encodings: tuple[str, ...]) -> Any:
-    if not raw:
+def _text(vr: str, raw: bytes, little: bool, encodings: tuple[str, ...]) -> str | None:
+    if vr in _BINARY_VRS:
+        numbers = values.to_float_list(raw, vr, little)
+        return "\\".join(f"{n:g}" for n in numbers) if numbers else None
+    if vr in ("OB", "OW", "UN", "SQ", "AT"):
         return None
-    if kind == "str":
-        if vr in _BINARY_VRS:
-            numbers = values.to_float_list(raw, vr, little)
-            return "\\".join(f"{n:g}" for n in numbers) if numbers else None
-        if vr in ("OB", "OW", "UN", "SQ", "AT"):
-            return None
-        return values.decode_text(raw, vr, encodings) or None
-    if kind == "float":
-        return values.to_float(raw, vr, little)
-    if kind == "int":
-        return values.to_int(raw, vr, little)
-    if kind == "float_list":
-        return values.to_float_list(raw, vr, little)
-    if kind == "date":
-        return values.to_date(raw)
-    if kind == "time":
-        return values.to_time(raw)
-    if kind == "datetime":
-        return values.to_datetime(raw)
-    raise ValueError(f"unknown column kind {kind!r}")
+    return values.decode_text(raw, vr, encodings) or None
+
+
+def _float(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> float | None:
+    return values.to_float(raw, vr, little)
+
+
+def _int(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> int | None:
+    return values.to_int(raw, vr, little)
+
+
+def _float_list(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> list[float | None] | None:
+    return values.to_float_list(raw, vr, little)
+
+
+def _date(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> Any:
+    return values.to_date(raw)
+
+
+def _time(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> Any:
+    return values.to_time(raw)
+
+
+def _datetime(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> Any:
+    return values.to_datetime(raw)
+
+
+# Column kind -> function(vr, raw value, little endian, encodings) -> typed value.
+_CONVERTERS: dict[str, Callable[[str, bytes, bool, tuple[str, ...]], Any]] = {
+    "str": _text, "float": _float, "int": _int, "float_list": _float_list,
+    "date": _date, "time": _time, "datetime": _datetime,
+}
 
 
 def read_row(fp: BinaryIO, item: FileItem, spec: ReadSpec) -> dict[str, Any]:
@@ -150,9 +165,12 @@ def read_row(fp: BinaryIO, item: FileItem, spec: ReadSpec) -> dict[str, Any]:
         "part10": header.part10,
         "TransferSyntaxUID": header.transfer_syntax_uid,
     }
-    for name, tag, kind in spec.dicom_columns:
+    for name, tag, convert in spec.converters:
         element = elements.get(tag)
-        row[name] = None if element is None else _convert(kind, element[0], element[1], little, encodings)
+        if element is not None and element[1]:
+            row[name] = convert(element[0], element[1], little, encodings)
+        else:
+            row[name] = None
     if row["SOPInstanceUID"] is None:
         media = header.meta.get(_MEDIA_STORAGE_SOP_INSTANCE_UID)
         row["SOPInstanceUID"] = values.decode_text(media[1], "UI", ()) if media else None
