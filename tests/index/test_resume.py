@@ -41,41 +41,53 @@ def _crawl_command(source: Path, index_dir: Path) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def _start(source: Path, index_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(_crawl_command(source, index_dir), env=env, start_new_session=True)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def test_killed_crawls_resume_to_exactly_once(tmp_path: Path, run_env: dict[str, str]) -> None:
     source = tmp_path / "src"
     source.mkdir()
     _make_corpus(source)
     index_dir = tmp_path / "index"
-    partial_states = 0
-    changed_on_disk = False
-    delay = 0.3
-    for _attempt in range(40):
-        process = subprocess.Popen(_crawl_command(source, index_dir), env=run_env, start_new_session=True)
+
+    # 1. Kill the first crawl right after it commits its first part: a crawl cut in the middle.
+    process = _start(source, index_dir, run_env)
+    deadline = time.monotonic() + 120
+    while not list(index_dir.glob("instances/part-*.parquet")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the crawl ended before committing a part"
+        time.sleep(0.005)
+    _kill(process)
+    assert 0 < _rows_on_disk(index_dir) < N_FILES
+
+    # 2. Change the tree between two killed runs: modify, delete and add files.
+    for path in sorted(source.rglob("*.dcm"))[:40]:
+        ds = pydicom.dcmread(path)
+        ds.PatientName = "MODIFIED^AFTER^KILL"
+        ds.save_as(path)
+        os.utime(path, ns=(1, 10**18))
+    for path in sorted(source.rglob("*.dcm"))[-25:]:
+        path.unlink()
+
+    # 3. Kill later and later runs (reading, compacting, aggregating) until one finishes.
+    delay = 0.05
+    for _attempt in range(60):
+        process = _start(source, index_dir, run_env)
         time.sleep(delay)
         if process.poll() is not None:
             assert process.returncode == 0
             break
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        rows = _rows_on_disk(index_dir) if (index_dir / "instances").is_dir() else 0
-        partial_states += 0 < rows < N_FILES
-        if partial_states and not changed_on_disk:
-            # Change the tree between two killed runs: modify, delete and add files.
-            for path in sorted(source.rglob("*.dcm"))[:40]:
-                ds = pydicom.dcmread(path)
-                ds.PatientName = "MODIFIED^AFTER^KILL"
-                ds.save_as(path)
-                os.utime(path, ns=(1, 10**18))
-            for path in sorted(source.rglob("*.dcm"))[-25:]:
-                path.unlink()
-            changed_on_disk = True
-        delay += 0.15
+        _kill(process)
+        delay += 0.05
     else:
         raise AssertionError("the crawl never finished")
-    assert partial_states >= 1, "no kill landed in the middle of a crawl"
-    assert changed_on_disk
 
-    # Finish, as a user would, and check exact-once against the files on disk.
+    # 4. Run once more, as a user would, and check exact-once against the files on disk.
     index = workbench.crawl(source, index=index_dir, quiet=True)
     on_disk = sorted(str(p) for p in source.rglob("*.dcm"))
     instances = index.instances
