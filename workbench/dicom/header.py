@@ -252,6 +252,23 @@ def _fmt(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+def _element_header(
+    src: _Source, pos: int, tag: int, implicit: bool, short_len, long_len
+) -> tuple[bytes | None, int, int]:
+    """(VR or None for implicit VR, value length, value start) of the element at ``pos``."""
+    data = src.data
+    if implicit:
+        return None, long_len(data, pos + 4)[0], pos + 8
+    vr = data[pos + 4:pos + 6]
+    if vr in _SHORT_VRS:
+        return vr, short_len(data, pos + 6)[0], pos + 8
+    if vr in _LONG_VRS:
+        if not src.need(pos + 12):
+            raise HeaderError("truncated", f"the file ends inside element {_fmt(tag)}")
+        return vr, long_len(src.data, pos + 8)[0], pos + 12
+    raise HeaderError("bad_vr", f"element {_fmt(tag)} has an invalid VR {vr!r} at byte {pos}")
+
+
 def _read_dataset(src: _Source, pos: int, header: Header, wanted: Mapping[int, str], stop: int) -> None:
     """Walk the top-level elements from ``pos``, keeping the wanted ones."""
     little = header.little_endian
@@ -275,24 +292,7 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: Mapping[int, s
         tag = group << 16 | elem
         if tag > stop:
             return
-        if implicit:
-            length, = long_len(data, pos + 4)
-            start = pos + 8
-            vr = None
-        else:
-            vr = data[pos + 4:pos + 6]
-            if vr in _SHORT_VRS:
-                length, = short_len(data, pos + 6)
-                start = pos + 8
-            elif vr in _LONG_VRS:
-                if pos + 12 > size and not need(pos + 12):
-                    raise HeaderError("truncated", f"the file ends inside element {_fmt(tag)}")
-                length, = long_len(src.data, pos + 8)
-                start = pos + 12
-            else:
-                raise HeaderError(
-                    "bad_vr", f"element {_fmt(tag)} has an invalid VR {vr!r} at byte {pos}"
-                )
+        vr, length, start = _element_header(src, pos, tag, implicit, short_len, long_len)
         if length == _UNDEFINED:
             if vr not in (None, b"SQ", b"UN", b"OB", b"OW"):
                 raise HeaderError(
@@ -355,24 +355,7 @@ def _skip_item(src: _Source, pos: int, little: bool, implicit: bool, depth: int)
         tag = group << 16 | elem
         if tag == _ITEM_DELIMITER:
             return pos + 8
-        vr = None
-        if implicit:
-            length, = long_len(data, pos + 4)
-            start = pos + 8
-        else:
-            vr = data[pos + 4:pos + 6]
-            if vr in _SHORT_VRS:
-                length, = short_len(data, pos + 6)
-                start = pos + 8
-            elif vr in _LONG_VRS:
-                if not src.need(pos + 12):
-                    raise HeaderError("truncated", "the file ends inside a sequence item")
-                length, = long_len(src.data, pos + 8)
-                start = pos + 12
-            else:
-                raise HeaderError(
-                    "bad_vr", f"element {_fmt(tag)} in a sequence has an invalid VR {vr!r}"
-                )
+        vr, length, start = _element_header(src, pos, tag, implicit, short_len, long_len)
         if length == _UNDEFINED:
             pos = _skip_sequence(src, start, little, implicit or vr == b"UN", depth)
         else:
