@@ -74,6 +74,11 @@ class Header:
         Whether the data set was encoded with implicit VR.
     part10 : bool
         Whether the file has the 128-byte preamble and ``DICM`` prefix (PS3.10 Section 7.1).
+    deflated : bool
+        Whether the data set was deflated (positions are then in the inflated bytes).
+    pixel_data : tuple[int, int, str or None] or None
+        Where Pixel Data's value starts, its length (0xFFFFFFFF when encapsulated) and
+        its VR, when asked for with ``locate_pixel_data``.
     """
 
     elements: dict[int, tuple[str, bytes]] = field(default_factory=dict)
@@ -81,6 +86,8 @@ class Header:
     little_endian: bool = True
     implicit_vr: bool = False
     part10: bool = True
+    deflated: bool = False
+    pixel_data: tuple[int, int, str | None] | None = None
 
     @property
     def transfer_syntax_uid(self) -> str | None:
@@ -123,7 +130,7 @@ class _Source:
         return end <= len(self.data)
 
 
-def read_header(fp: BinaryIO, wanted: Mapping[int, str]) -> Header:
+def read_header(fp: BinaryIO, wanted: Mapping[int, str], locate_pixel_data: bool = False) -> Header:
     """Read the wanted top-level elements of a DICOM file.
 
     Parameters
@@ -134,6 +141,9 @@ def read_header(fp: BinaryIO, wanted: Mapping[int, str]) -> Header:
         Tags (``group << 16 | element``) to return, each with its dictionary VR (PS3.6),
         used for implicit VR and UN values. Reading stops at the first top-level tag
         greater than the largest of them, and always before Pixel Data.
+    locate_pixel_data : bool
+        Read on to the Pixel Data element (7FE0,0010) and record where its value is
+        in the file (:attr:`Header.pixel_data`), without reading it.
 
     Returns
     -------
@@ -175,11 +185,12 @@ def read_header(fp: BinaryIO, wanted: Mapping[int, str]) -> Header:
         src = _Source(fp, inflated)
         src.eof = True
         pos = 0
+        header.deflated = True
     if ts is not None and src.need(pos + 6):
         _follow_actual_vr_encoding(src.data, pos, header)
-    if wanted:
-        stop = max(wanted)
-        _read_dataset(src, pos, header, wanted, min(stop, _PIXEL_DATA - 1))
+    if wanted or locate_pixel_data:
+        stop = _PIXEL_DATA if locate_pixel_data else min(max(wanted), _PIXEL_DATA - 1)
+        _read_dataset(src, pos, header, wanted, stop)
     return header
 
 
@@ -293,6 +304,9 @@ def _read_dataset(src: _Source, pos: int, header: Header, wanted: Mapping[int, s
         if tag > stop:
             return
         vr, length, start = _element_header(src, pos, tag, implicit, short_len, long_len)
+        if tag == _PIXEL_DATA:
+            header.pixel_data = (start, length, vr.decode("ascii") if vr else None)
+            return
         if length == _UNDEFINED:
             if vr not in (None, b"SQ", b"UN", b"OB", b"OW"):
                 raise HeaderError(
