@@ -35,9 +35,9 @@ _COMPLEX_TYPES = {"M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL", "IMAGINARY",
 def _first(value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__len__") and not isinstance(value, str):
-        return value[0] if len(value) else None
-    return value
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return value
+    return value[0] if len(value) else None
 
 
 def _image_type(value: Any) -> str:
@@ -209,7 +209,8 @@ def _native_array(fp, header) -> np.ndarray | None:
         return None
     frames_raw = values.get(0x00280008, b"1").strip(b" \x00") or b"1"
     frames = int(frames_raw) if frames_raw.isdigit() else 1
-    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<" if header.little_endian else ">")
+    order = "<" if header.little_endian else ">"
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder(order)
     count = frames * rows * columns
     if count * dtype.itemsize > length:
         raise SeriesGeometryError(

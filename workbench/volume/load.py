@@ -215,7 +215,9 @@ def load_series(
     else:
         shapes = {(im.GetSize(), im.GetOrigin(), im.GetDirection()) for im in images}
         if len(shapes) > 1:
-            raise SeriesGeometryError(f"the volumes differ in geometry; load them one by one:\n{plan.describe()}")
+            raise SeriesGeometryError(
+                f"the volumes differ in geometry; load them one by one:\n{plan.describe()}"
+            )
         image = sitk.JoinSeries([sitk.Cast(im, images[0].GetPixelID()) for im in images])
     image.SetMetaData("workbench:volumes", str(len(chosen)))
     image.SetMetaData("workbench:excluded_frames", str(len(plan.excluded)))
