@@ -136,6 +136,11 @@ def frames_from_multiframe(path: str, member: str | None) -> list[Frame]:
         position = group(groups, "PlanePositionSequence", "ImagePositionPatient")
         orientation = group(groups, "PlaneOrientationSequence", "ImageOrientationPatient")
         spacing = group(groups, "PixelMeasuresSequence", "PixelSpacing")
+        if position is None and orientation is None and not per_frame:
+            # A projection image or a secondary capture: no patient geometry at all (PS3.3
+            # C.8.11 for DX has ImagerPixelSpacing only). Frames stack at unit steps.
+            spacing = spacing or ds.get("ImagerPixelSpacing") or (1.0, 1.0)
+            position, orientation = (0.0, 0.0, float(number)), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
         if position is None or orientation is None or spacing is None:
             raise SeriesGeometryError(
                 f"{path}: frame {number + 1} has no plane position, orientation or pixel spacing"
