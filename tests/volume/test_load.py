@@ -125,7 +125,7 @@ def _rotated(datasets: list[pydicom.Dataset], degrees: float) -> None:
 
 def _dcm2niix(folder: Path, out: Path) -> sitk.Image:
     tool = shutil.which("dcm2niix")
-    assert tool, "dcm2niix is needed: run the project's test command (bash scripts/test.sh), which installs it"
+    assert tool, "dcm2niix is needed: the project's test command (bash scripts/test.sh) installs it"
     out.mkdir()
     subprocess.run([tool, "-z", "n", "-f", "ref", "-o", str(out), str(folder)], check=True,
                    capture_output=True)
@@ -202,7 +202,8 @@ def test_a_tilted_stack_is_corrected_or_kept(sample_dir, tmp_path) -> None:
     np.testing.assert_allclose(reference.GetDirection(), corrected.GetDirection(), atol=1e-4)
     np.testing.assert_allclose(reference.GetSpacing(), corrected.GetSpacing(), atol=1e-3)
     widening = (reference.GetSize()[1] - corrected.GetSize()[1]) * corrected.GetSpacing()[1]
-    assert widening == pytest.approx((size[2] - 1) * corrected.GetSpacing()[2] * np.tan(np.radians(tilt)), abs=2)
+    total_shift = (size[2] - 1) * corrected.GetSpacing()[2] * np.tan(np.radians(tilt))
+    assert widening == pytest.approx(total_shift, abs=2)
     shifted = sitk.Resample(reference, corrected, sitk.TranslationTransform(3, (0, widening, 0)),
                             sitk.sitkLinear, -5000.0)
     theirs = sitk.GetArrayFromImage(shifted)[:, 60:-60, 40:-40]
@@ -227,7 +228,8 @@ def test_compressed_and_colour_files_decode_like_pydicom(pydicom_files, sample_d
         path = pydicom_files / name
         ds = pydicom.dcmread(path)
         image = load_series([path])
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(image)[0], apply_modality_lut(ds.pixel_array, ds))
+        expected = apply_modality_lut(ds.pixel_array, ds)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(image)[0], expected)
     coronal = sorted((sample_dir / "WB-0001").rglob("3_Abdomen_COR*/*.dcm"))
     assert pydicom.dcmread(coronal[0]).file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
     expected, _ = _reference_volume(coronal)
@@ -236,7 +238,8 @@ def test_compressed_and_colour_files_decode_like_pydicom(pydicom_files, sample_d
         colour = load_series([pydicom_files / name])
         assert colour.GetNumberOfComponentsPerPixel() == 3
         rgb = pydicom.dcmread(pydicom_files / name).pixel_array  # pydicom converts YBR to RGB
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(colour), rgb if rgb.ndim == 4 else rgb[np.newaxis])
+        expected = rgb if rgb.ndim == 4 else rgb[np.newaxis]
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(colour), expected)
 
 
 # --- the shared corpus: real scanner series against dcm2niix's reference output -------------------
@@ -248,11 +251,13 @@ CORPUS_CASES = [
     ("dcm_qa_ge/In/05_3D_Ax_T1_MP_RAGE_R22", {}, "dcm_qa_ge/Ref_local/3D_Ax_T1_MP-RAGE_R22_5.nii", "equal"),
     ("dcm_qa_ge/In/01_Ax_DWI_TENSOR_R2", {"as_4d": True}, "dcm_qa_ge/Ref/Ax_DWI_TENSOR_R2_1.nii", "equal"),
     ("dcm_qa_sag/In/2_gre_field_mapping", {}, "dcm_qa_sag/Ref/2_gre_field_mapping_PMUlog.nii", "equal"),
-    ("dcm_qa_enh/In/Siemens/XA10", {"as_4d": True}, "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.nii", "equal"),
+    ("dcm_qa_enh/In/Siemens/XA10", {"as_4d": True}, "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.nii",
+     "equal"),
     # Philips: dcm2niix applies Philips' private "precise" scale (2005,100E) by default; we apply the
     # standard Rescale Slope/Intercept (PS3.3 C.11.1.1.2). The two differ by a linear map per volume.
     ("dcm_qa_enh/In/Philips", {"volume": 1}, "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1.nii", "linear"),
-    ("dcm_qa_enh/In/Philips", {"volume": 0}, "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii", "linear"),
+    ("dcm_qa_enh/In/Philips", {"volume": 0}, "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii",
+     "linear"),
 ] + [
     (f"dcm_qa_philips_enh/In/{kind}/", {"volume": number},
      f"dcm_qa_philips_enh/Ref/2001_WIP_fcMRI_Field_Mapping_{kind}_{name}.nii", "linear")
@@ -267,7 +272,9 @@ def corpus_index(corpus_dir, tmp_path_factory):
 
 @pytest.mark.parametrize(("folder", "options", "reference", "comparison"), CORPUS_CASES,
                          ids=[f"{c[0]}-{c[2].rsplit('/', 1)[-1]}" for c in CORPUS_CASES])
-def test_corpus_series_match_dcm2niix(corpus_dir, corpus_index, folder, options, reference, comparison) -> None:
+def test_corpus_series_match_dcm2niix(
+    corpus_dir, corpus_index, folder, options, reference, comparison
+) -> None:
     instances = corpus_index.instances
     selection = instances[instances["path"].str.contains(f"/{SERIES}/{folder}", regex=False)]
     with warnings.catch_warnings():
