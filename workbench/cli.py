@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from workbench.index import crawl, open_index
 from workbench.index.crawler import NOT_FAILURES, under_any
 from workbench.index.store import IndexLockedError
+from workbench.volume.geometry import SeriesGeometryError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,6 +110,64 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plane(text: str) -> str | tuple[float, float, float]:
+    """``axial``/``coronal``/``sagittal`` or an oblique normal ``nx,ny,nz``."""
+    if text.lower() in ("axial", "coronal", "sagittal"):
+        return text.lower()
+    try:
+        normal = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        normal = ()
+    if len(normal) != 3:
+        raise UsageError(f"--plane must be axial, coronal, sagittal or nx,ny,nz, not {text!r}")
+    return normal
+
+
+def _load(args: argparse.Namespace):
+    from workbench.volume import load_series
+
+    return load_series(
+        open_index(args.index), args.series_uid, volume=args.volume, as_4d=getattr(args, "as_4d", False),
+        on_irregular=args.on_irregular, tilt=args.tilt,
+    )
+
+
+def _cmd_volume(args: argparse.Namespace) -> int:
+    from workbench.volume import save_volume
+
+    image = _load(args)
+    try:
+        path = save_volume(image, args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    size = "x".join(str(n) for n in image.GetSize())
+    spacing = ", ".join(f"{s:g}" for s in image.GetSpacing())
+    print(f"wrote {path}: {size} voxels, spacing {spacing} mm, {image.GetPixelIDTypeAsString()}")
+    return EXIT_OK
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from workbench.volume.reformat import reformat
+    from workbench.volume.render import render_png
+    from workbench.volume.window import parse_window
+
+    try:
+        window = parse_window(args.window)
+        plane = _plane(args.plane)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    image = _load(args)
+    try:
+        picture = reformat(image, plane, position=args.position, index=args.index_number,
+                           slab=args.slab, mode=args.mode)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = render_png(picture, args.out, window)
+    print(f"wrote {path}: {args.mode} of the {args.plane} plane"
+          + (f", {args.slab:g} mm slab" if args.slab else ""))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -141,6 +200,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=100, metavar="N", help="rows to print (table output)")
     p.set_defaults(func=_cmd_sql)
 
+    def series_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("index", metavar="DIR", help="index directory")
+        p.add_argument("series_uid", metavar="SERIES_UID", help="SeriesInstanceUID to load")
+        p.add_argument("--volume", type=int, metavar="N", help="which volume, when the series holds several")
+        p.add_argument("--on-irregular", choices=("raise", "resample"), default="raise",
+                       help="uneven slice spacing: refuse (default) or resample onto a uniform grid")
+        p.add_argument("--tilt", choices=("correct", "keep"), default="correct",
+                       help="gantry tilt: shear the slices back (default) or keep the tilted geometry")
+
+    p = sub.add_parser("volume", help="a series as a .nii.gz / .nrrd / .mha volume")
+    series_arguments(p)
+    p.add_argument("--as-4d", action="store_true", help="every volume of the series, along a 4th axis")
+    p.add_argument("--out", required=True, metavar="FILE", help="output .nii.gz, .nii, .nrrd or .mha")
+    p.set_defaults(func=_cmd_volume)
+
+    p = sub.add_parser("render", help="a slice, MPR, MIP or MinIP slab of a series as PNG")
+    series_arguments(p)
+    p.add_argument("--plane", default="axial", help="axial, coronal, sagittal or an oblique normal nx,ny,nz")
+    p.add_argument("--mode", choices=("slice", "mip", "minip", "mean"), default="slice")
+    p.add_argument("--slab", type=float, default=0.0, metavar="MM", help="slab thickness in mm")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--position", type=float, metavar="MM", help="plane position along its normal, mm")
+    where.add_argument("--index", dest="index_number", type=int, metavar="I", help="slice number instead")
+    p.add_argument("--window", default="auto", metavar="PRESET|C,W",
+                   help="a CT preset (brain, lung, bone, ...), auto, or center,width")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.set_defaults(func=_cmd_render)
+
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
     p.add_argument(
         "--out", default="workbench-demo", metavar="DIR", help="where to write (default: %(default)s)"
@@ -159,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"workbench {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FileNotFoundError, NotADirectoryError, IndexLockedError, PermissionError) as exc:
+    except (FileNotFoundError, NotADirectoryError, IndexLockedError, PermissionError,
+            SeriesGeometryError) as exc:
         print(f"workbench {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED_INPUTS
     except KeyboardInterrupt:

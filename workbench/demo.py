@@ -38,5 +38,34 @@ def run_demo(out: str | Path, quiet: bool = False) -> int:
         "round(slice_spacing, 2) AS slice_spacing, spacing_uniform FROM series "
         "ORDER BY PatientID, SeriesNumber"
     ))
+    montage = render_ct_montage(index, out / "ct_mpr_mip.png")
+    print(f"\nwrote {montage}: axial, coronal and sagittal planes and a 30 mm coronal MIP of the CT")
     print(f"\nnext: workbench sql {index_dir} \"SELECT Modality, count(*) FROM instances GROUP BY 1\"")
     return 0
+
+
+def render_ct_montage(index, path: Path) -> Path:
+    """An MPR + MIP montage PNG of the sample's axial CT series.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from workbench.volume import load_series
+    from workbench.volume.reformat import reformat
+    from workbench.volume.render import render_montage
+
+    uid = index.sql(
+        "SELECT SeriesInstanceUID FROM series WHERE Modality = 'CT' AND plane = 'AXIAL' "
+        "ORDER BY n_instances DESC LIMIT 1"
+    )["SeriesInstanceUID"][0]
+    volume = load_series(index, uid)
+    views = [
+        ("axial", reformat(volume, "axial")),
+        ("coronal", reformat(volume, "coronal")),
+        ("sagittal", reformat(volume, "sagittal")),
+        ("coronal MIP 30 mm", reformat(volume, "coronal", slab=30.0, mode="mip")),
+    ]
+    return render_montage([image for _, image in views], path, titles=[t for t, _ in views],
+                          columns=4, window="abdomen")
