@@ -35,3 +35,11 @@ def test_crawl_notebook_answers_its_questions() -> None:
     assert "not_dicom" in text and "truncated" in text and "empty" in text  # the errors table
     assert "duplicate SOPInstanceUIDs: 1" in text
     assert "'files_read': 0" in text  # the incremental re-crawl
+
+
+def test_volume_notebook_shows_planes_and_explains_a_refusal() -> None:
+    text = executed_text(NOTEBOOK_DIR / "02_volumes_mpr_mip.ipynb")
+    assert "spacing (1.5, 1.5, 5.0)" in text
+    assert "refused: slices are not evenly spaced" in text and "10 mm at" in text
+    assert "resampled onto (256, 256, 30) voxels" in text
+    assert text.count("<Figure") >= 3  # the plane, slab and preset figures
