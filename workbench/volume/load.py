@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,8 +209,12 @@ def load_series(
         )
     else:
         chosen = volumes
+    if on_irregular == "raise":
+        for stack in chosen:
+            _refuse_gaps(stack)
     pixels = _read_pixels({(f.path, f.member) for v in chosen for f in v.frames}, workers)
-    images = [_build(stack, pixels, on_irregular, tilt) for stack in chosen]
+    uses = Counter((f.path, f.member) for v in chosen for f in v.frames)
+    images = [_build(stack, pixels, uses, tilt) for stack in chosen]
     if len(images) == 1:
         image = images[0]
     else:
@@ -242,48 +247,65 @@ def _read_one(path: str, member: str | None) -> np.ndarray:
         raise SeriesGeometryError(f"{where}: the pixel data cannot be decoded: {exc}") from None
 
 
-def _rescaled(stored: np.ndarray, frames: list[Frame]) -> np.ndarray:
-    """Apply each frame's rescale slope and intercept; keep integers when the result is integral."""
+def _refuse_gaps(stack: Stack) -> None:
+    if stack.gaps:
+        listed = ", ".join(f"{gap:g} mm at {where:g} mm" for where, gap in stack.gaps[:5])
+        raise SeriesGeometryError(
+            f"slices are not evenly spaced (median {stack.spacing:g} mm; {listed}"
+            f"{', ...' if len(stack.gaps) > 5 else ''}): a missing slice or an uneven stack; "
+            "pass on_irregular='resample' to resample onto a uniform grid"
+        )
+
+
+def _output_dtype(sources: list[np.ndarray], frames: list[Frame]) -> np.dtype:
+    """int16, uint16 or int32 when rescaled values are integers that fit, float32 otherwise."""
+    dtype = sources[0].dtype
     slopes = np.array([f.slope for f in frames])
     intercepts = np.array([f.intercept for f in frames])
-    colour = stored.ndim == 4
-    integral = (
-        not colour and np.issubdtype(stored.dtype, np.integer) and np.all(slopes == np.round(slopes))
-        and np.all(intercepts == np.round(intercepts))
-    )
-    if colour or (integral and np.all(slopes == 1) and np.all(intercepts == 0) and stored.dtype in
-                  (np.int16, np.uint8, np.int8)):
-        return stored
-    shape = (-1,) + (1,) * (stored.ndim - 1)
-    if integral:
-        ends = [int(v) * int(s) + int(i) for v in (stored.min(), stored.max())
-                for s in (slopes.min(), slopes.max()) for i in (intercepts.min(), intercepts.max())]
-        dtype = np.int16 if -32768 <= min(ends) and max(ends) <= 32767 else np.int32
-        out = stored.astype(dtype)
-        if np.any(slopes != 1):
-            out *= slopes.astype(dtype).reshape(shape)
-        out += intercepts.astype(dtype).reshape(shape)
-        return out
-    return (stored.astype(np.float32) * slopes.astype(np.float32).reshape(shape)
-            + intercepts.astype(np.float32).reshape(shape))
+    if not np.issubdtype(dtype, np.integer) or np.any(slopes != np.round(slopes)) or \
+            np.any(intercepts != np.round(intercepts)):
+        return np.dtype(np.float32)
+    low = min(int(a.min()) for a in sources)
+    high = max(int(a.max()) for a in sources)
+    ends = [v * int(slope) + int(i) for v in (low, high) for slope in (slopes.min(), slopes.max())
+            for i in (intercepts.min(), intercepts.max())]
+    for candidate in (np.int16, np.uint16, np.int32):
+        info = np.iinfo(candidate)
+        if info.min <= min(ends) and max(ends) <= info.max:
+            return np.dtype(candidate)
+    return np.dtype(np.float32)
 
 
-def _build(stack: Stack, pixels: dict[tuple, np.ndarray], on_irregular: str, tilt: str) -> sitk.Image:
+def _assemble(frames: list[Frame], pixels: dict[tuple, np.ndarray], uses: Counter) -> np.ndarray:
+    """The rescaled volume, filled frame by frame; each file's pixels are dropped once used up.
+
+    Peak memory stays near one volume: the stored pixels shrink as the output grows.
+    """
+    keys = [(f.path, f.member) for f in frames]
+    colour = pixels[keys[0]].ndim == 4
+    dtype = pixels[keys[0]].dtype if colour else _output_dtype([pixels[k] for k in set(keys)], frames)
+    out = np.empty((len(frames),) + pixels[keys[0]].shape[1:], dtype=dtype)
+    for number, (frame, key) in enumerate(zip(frames, keys)):
+        stored = pixels[key][frame.index]
+        if colour or (frame.slope == 1 and frame.intercept == 0):
+            out[number] = stored
+        else:
+            np.multiply(stored, frame.slope, out=out[number], casting="unsafe")
+            out[number] += np.asarray(frame.intercept).astype(dtype)
+        uses[key] -= 1
+        if not uses[key]:
+            del pixels[key]
+    return out
+
+
+def _build(stack: Stack, pixels: dict[tuple, np.ndarray], uses: Counter, tilt: str) -> sitk.Image:
     frames = stack.frames
-    stored = np.stack([pixels[(f.path, f.member)][f.index] for f in frames])
-    values = _rescaled(stored, frames)
+    values = _assemble(frames, pixels, uses)
     first = frames[0]
     row_dir, column_dir = first.orientation[:3], first.orientation[3:6]
     normal = first.normal
     spacing_z = stack.spacing or 1.0
     if stack.gaps:
-        if on_irregular == "raise":
-            listed = ", ".join(f"{gap:g} mm at {where:g} mm" for where, gap in stack.gaps[:5])
-            raise SeriesGeometryError(
-                f"slices are not evenly spaced (median {stack.spacing:g} mm; {listed}"
-                f"{', ...' if len(stack.gaps) > 5 else ''}): a missing slice or an uneven stack; "
-                "pass on_irregular='resample' to resample onto a uniform grid"
-            )
         values = _resample_uniform(values, stack.offsets, stack.spacing)
     third = normal
     if stack.tilted:
@@ -294,6 +316,7 @@ def _build(stack: Stack, pixels: dict[tuple, np.ndarray], on_irregular: str, til
             spacing_z = float(np.linalg.norm(step))
             third = step / spacing_z
     image = sitk.GetImageFromArray(values, isVector=values.ndim == 4)
+    del values
     image.SetOrigin(tuple(float(v) for v in first.position))
     image.SetSpacing((first.spacing[1], first.spacing[0], spacing_z))
     image.SetDirection(tuple(float(v) for v in np.column_stack([row_dir, column_dir, third]).ravel()))
