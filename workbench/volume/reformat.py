@@ -67,8 +67,9 @@ _NAMED_NORMALS = {"axial": (0.0, 0.0, 1.0), "coronal": (0.0, 1.0, 0.0), "sagitta
 _SAGITTAL, _CORONAL, _AXIAL = 0, 1, 2
 _VIEW = {_SAGITTAL: (-1.0, 0.0, 0.0), _CORONAL: (0.0, 1.0, 0.0), _AXIAL: (0.0, 0.0, 1.0)}
 _UP = {_SAGITTAL: (0.0, 0.0, 1.0), _CORONAL: (0.0, 0.0, 1.0), _AXIAL: (0.0, -1.0, 0.0)}
-# A direction cosine this close to 1 counts as parallel (DICOM headers carry ~6 digits).
-_ALIGNED = 1.0 - 1e-5
+# A direction cosine this close to 1 counts as parallel: within 0.008 degrees, 0.05 mm over 400 mm,
+# so rounding in the headers does not matter and a real small tilt goes to the resampling path.
+_ALIGNED = 1.0 - 1e-8
 # Positions within this many mm of a voxel centre need no interpolation.
 _ON_SLICE_MM = 1e-3
 
@@ -251,9 +252,10 @@ def _parse_plane(plane: Any) -> tuple[np.ndarray, float | None]:
             raise ValueError(f"plane normal {tuple(values.tolist())} is zero")
         return values / length, None
     if values.shape == (3, 3):
-        cross = np.cross(values[1] - values[0], values[2] - values[0])
-        scale = max(float(np.linalg.norm(values[1] - values[0]) * np.linalg.norm(values[2] - values[0])), 1e-300)
-        if np.linalg.norm(cross) <= 1e-9 * scale:
+        edge1, edge2 = values[1] - values[0], values[2] - values[0]
+        cross = np.cross(edge1, edge2)
+        # Relative test: |e1 x e2| = |e1| |e2| sin(angle); coincident points give 0 <= 0.
+        if np.linalg.norm(cross) <= 1e-9 * np.linalg.norm(edge1) * np.linalg.norm(edge2):
             raise ValueError(f"the three points {values.tolist()} are collinear and define no plane")
         normal = cross / np.linalg.norm(cross)
         return normal, float(normal @ values[0])
@@ -315,10 +317,11 @@ class _Geometry:
         return found
 
 
-# --- axis-aligned planes: numpy on the voxel array -----------------------------------------------------------
+# --- axis-aligned planes: numpy on the voxel array ------------------------------------------------------
 
 
-def _reformat_aligned(image, geometry, aligned, normal, row, column, position, index, slab, mode, interpolator):
+def _reformat_aligned(image, geometry, aligned, normal, row, column, position, index, slab, mode,
+                      interpolator):
     (k, cos_k), (a, cos_a), (b, cos_b) = aligned
     n_slices = int(geometry.size[k])
     step = cos_k * geometry.spacing[k]  # change of normal . x per slice (+ or -)
@@ -412,7 +415,8 @@ def _reformat_general(image, geometry, normal, row, column, position, index, sla
     n_positions = int(math.floor((p_hi - p_lo) / spacing + 1e-9)) + 1
     if index is not None:
         if not 0 <= index < n_positions:
-            raise ValueError(f"index {index} is outside the volume: 0 <= index < {n_positions} along the normal")
+            raise ValueError(f"index {index} is outside the volume: 0 <= index < {n_positions} "
+                             "along the normal")
         position = p_lo + index * spacing
     elif position is None:
         position = p_lo + ((n_positions - 1) // 2) * spacing
@@ -437,13 +441,15 @@ def _reformat_general(image, geometry, normal, row, column, position, index, sla
     resampler.SetInterpolator(INTERPOLATORS[interpolator])
     if vector:
         resampler.SetDefaultPixelValue(0.0)
-        block = sitk.GetArrayViewFromImage(resampler.Execute(image))
+        resampled = resampler.Execute(image)  # kept referenced while its array view is in use
+        block = sitk.GetArrayViewFromImage(resampled)
         out = sitk.GetImageFromArray(np.ascontiguousarray(block[0]), isVector=True)
     else:
         # float32 with NaN outside the volume, so that outside samples never win a reduction.
         resampler.SetOutputPixelType(sitk.sitkFloat32)
         resampler.SetDefaultPixelValue(float("nan"))
-        block = sitk.GetArrayViewFromImage(resampler.Execute(image))
+        resampled = resampler.Execute(image)
+        block = sitk.GetArrayViewFromImage(resampled)
         if mode == "slice":
             plane = np.array(block[0])
         elif mode == "mip":
