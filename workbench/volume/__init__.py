@@ -1,12 +1,24 @@
-"""Series into SimpleITK volumes with correct geometry; reformatting, windowing and rendering."""
+"""Series into SimpleITK volumes with correct geometry; reformatting, windowing and rendering.
 
-from workbench.volume.geometry import SeriesGeometryError, SeriesPlan
-from workbench.volume.load import SeriesWarning, inspect_series, load_series, save_volume
-from workbench.volume.reformat import reformat
-from workbench.volume.render import render_montage, render_png, to_display
-from workbench.volume.window import CT_PRESETS, auto_window, window_level
+Names are imported from their modules on first use, so importing one module of this package
+(as the command line does for its error type) does not load SimpleITK and the codecs.
+"""
 
-__all__ = [
-    "CT_PRESETS", "SeriesGeometryError", "SeriesPlan", "SeriesWarning", "auto_window", "inspect_series",
-    "load_series", "reformat", "render_montage", "render_png", "save_volume", "to_display", "window_level",
-]
+from typing import Any
+
+_NAMES = {
+    "SeriesGeometryError": "geometry", "SeriesPlan": "geometry",
+    "SeriesWarning": "load", "inspect_series": "load", "load_series": "load", "save_volume": "load",
+    "reformat": "reformat",
+    "render_montage": "render", "render_png": "render", "to_display": "render",
+    "CT_PRESETS": "window", "auto_window": "window", "window_level": "window",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f"workbench.volume.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'workbench.volume' has no attribute {name!r}")
