@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -193,8 +194,25 @@ def read_file_frames(path: str, member: str | None) -> np.ndarray:
     return pixels if samples > 1 else pixels.reshape(frames, pixels.shape[-2], pixels.shape[-1])
 
 
-def _native_array(fp, header) -> np.ndarray | None:
-    """Uncompressed monochrome pixel data read at its offset, or None when another path is needed."""
+@dataclass(frozen=True)
+class NativeLayout:
+    """Where and how uncompressed monochrome pixel data sit in a file (PS3.5 Section 8)."""
+
+    start: int
+    frames: int
+    rows: int
+    columns: int
+    dtype: np.dtype
+    bits_stored: int
+    signed: bool
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.rows * self.columns * self.dtype.itemsize
+
+
+def native_layout(header) -> NativeLayout | None:
+    """The layout of uncompressed monochrome pixel data, or None when another path is needed."""
     if header.pixel_data is None or header.deflated or header.transfer_syntax_uid not in NATIVE_SYNTAXES:
         return None
     start, length, _ = header.pixel_data
@@ -216,23 +234,79 @@ def _native_array(fp, header) -> np.ndarray | None:
     frames = int(frames_raw) if frames_raw.isdigit() else 1
     order = "<" if header.little_endian else ">"
     dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder(order)
-    count = frames * rows * columns
-    if count * dtype.itemsize > length:
+    layout = NativeLayout(start, frames, rows, columns, dtype, stored or bits, bool(signed))
+    if frames * layout.frame_bytes > length:
         raise SeriesGeometryError(
             f"the pixel data hold {length} bytes, {frames}x{rows}x{columns} {bits}-bit values need "
-            f"{count * dtype.itemsize}: the file is truncated"
+            f"{frames * layout.frame_bytes}: the file is truncated"
         )
-    fp.seek(start)
-    data = np.frombuffer(fp.read(count * dtype.itemsize), dtype=dtype)
-    if data.size < count:
-        raise SeriesGeometryError("the file ends inside its pixel data (truncated)")
-    data = data.astype(dtype.newbyteorder("="), copy=False).reshape(frames, rows, columns)
-    if stored and stored < bits:
-        # Bits above Bits Stored are not part of the value (PS3.5 Section 8.1.1): mask them,
-        # and sign-extend signed values.
-        shift = bits - stored
-        data = (data << shift) >> shift if signed else data & ((1 << stored) - 1)
+    return layout
+
+
+def stored_values(data: np.ndarray, layout: NativeLayout) -> np.ndarray:
+    """Mask the bits above Bits Stored, sign-extending signed values (PS3.5 Section 8.1.1), in place."""
+    bits = data.dtype.itemsize * 8
+    if layout.bits_stored < bits:
+        shift = bits - layout.bits_stored
+        if layout.signed:
+            np.left_shift(data, shift, out=data)
+            np.right_shift(data, shift, out=data)
+        else:
+            data &= (1 << layout.bits_stored) - 1
     return data
+
+
+def _native_array(fp, header) -> np.ndarray | None:
+    """Uncompressed monochrome pixel data read at its offset, or None when another path is needed."""
+    layout = native_layout(header)
+    if layout is None:
+        return None
+    fp.seek(layout.start)
+    count = layout.frames * layout.rows * layout.columns
+    raw = fp.read(count * layout.dtype.itemsize)
+    if len(raw) < count * layout.dtype.itemsize:
+        raise SeriesGeometryError("the file ends inside its pixel data (truncated)")
+    data = np.frombuffer(raw, dtype=layout.dtype).astype(layout.dtype.newbyteorder("="))
+    return stored_values(data.reshape(layout.frames, layout.rows, layout.columns), layout)
+
+
+def read_into(path: str, member: str | None, targets: list[tuple[int, int]], out: np.ndarray) -> bool:
+    """Read frames of an uncompressed file straight into ``out`` (no intermediate copy).
+
+    Parameters
+    ----------
+    targets : list of (frame number in the file, index in ``out``)
+    out : numpy.ndarray
+        (slices, rows, columns), int16 or uint16. The stored values are written masked
+        and sign-extended, not yet rescaled.
+
+    Returns
+    -------
+    bool
+        False when the file needs the general path (:func:`read_file_frames`): compressed,
+        big endian, another bit depth, or stored values that do not fit ``out``'s type.
+    """
+    with open_file(path, member) as fp:
+        header = read_header(fp, _PIXEL_TAGS, locate_pixel_data=True)
+        layout = native_layout(header)
+        if layout is None or not header.little_endian or layout.dtype.itemsize != out.dtype.itemsize \
+                or (layout.rows, layout.columns) != out.shape[1:] or out.dtype.kind not in "iu":
+            return False
+        if layout.signed and out.dtype.kind == "u":
+            return False
+        unsigned_into_signed = not layout.signed and out.dtype.kind == "i"
+        for frame, index in targets:
+            fp.seek(layout.start + frame * layout.frame_bytes)
+            if fp.readinto(memoryview(out[index]).cast("B")) != layout.frame_bytes:
+                raise SeriesGeometryError(f"{path}: the file ends inside its pixel data (truncated)")
+            stored = stored_values(out[index].view(layout.dtype.newbyteorder("=")), layout)
+            if unsigned_into_signed and stored.max() > np.iinfo(out.dtype).max:
+                raise ValuesDoNotFit(f"{path}: stored values above {np.iinfo(out.dtype).max}")
+    return True
+
+
+class ValuesDoNotFit(Exception):
+    """Values that do not fit the output type chosen for the volume: the loader widens it."""
 
 
 def rows_for(selection: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

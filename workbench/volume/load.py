@@ -10,9 +10,9 @@ do right, it refuses with a message that says why and what to ask for instead.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +22,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from workbench.volume.frames import (
+    ValuesDoNotFit,
     frames_from_multiframe,
     frames_from_rows,
     read_file_frames,
+    read_into,
     rows_for,
 )
 from workbench.volume.geometry import Frame, SeriesGeometryError, SeriesPlan, Stack, plan_series
@@ -49,15 +51,16 @@ def _selection_rows(selection: Any, series_uid: str | None) -> list[dict[str, An
     if isinstance(selection, Index):
         if not series_uid:
             raise TypeError("load_series(index, ...) needs the SeriesInstanceUID to load")
-        with selection.connect() as con:
-            table = con.sql(
-                "SELECT * FROM instances WHERE SeriesInstanceUID = $uid ORDER BY path, member",
-                params={"uid": series_uid},
-            ).to_arrow_table()
-        rows = table.to_pylist()
-        if not rows:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # Row-group statistics let Parquet skip what is not this series: faster than a SQL engine.
+        parts = [pq.read_table(path, filters=[("SeriesInstanceUID", "==", series_uid)])
+                 for _, path in selection.store.parts("instances")]
+        table = pa.concat_tables(parts, promote_options="default") if parts else None
+        if table is None or not table.num_rows:
             raise SeriesGeometryError(f"the index {selection.directory} has no series {series_uid}")
-        return rows
+        return table.to_pylist()
     if hasattr(selection, "to_dict") and hasattr(selection, "columns"):
         rows = rows_for(selection.to_dict("records"))
     elif isinstance(selection, (str, os.PathLike)) or (
@@ -212,9 +215,8 @@ def load_series(
     if on_irregular == "raise":
         for stack in chosen:
             _refuse_gaps(stack)
-    pixels = _read_pixels({(f.path, f.member) for v in chosen for f in v.frames}, workers)
-    uses = Counter((f.path, f.member) for v in chosen for f in v.frames)
-    images = [_build(stack, pixels, uses, tilt) for stack in chosen]
+    workers = workers or min(16, 2 * (os.cpu_count() or 1))
+    images = [_build(stack, tilt, workers) for stack in chosen]
     if len(images) == 1:
         image = images[0]
     else:
@@ -229,15 +231,8 @@ def load_series(
     return image
 
 
-def _read_pixels(files: set[tuple[str, str | None]], workers: int | None) -> dict[tuple, np.ndarray]:
-    workers = workers or min(16, 2 * (os.cpu_count() or 1))
-    ordered = sorted(files, key=lambda k: (k[0], k[1] or ""))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = list(pool.map(lambda key: _read_one(*key), ordered))
-    return dict(zip(ordered, arrays))
-
-
-def _read_one(path: str, member: str | None) -> np.ndarray:
+def _decoded(path: str, member: str | None) -> np.ndarray:
+    """Every frame of a file, stored values, decoded by whatever path it needs."""
     try:
         return read_file_frames(path, member)
     except SeriesGeometryError:
@@ -257,66 +252,115 @@ def _refuse_gaps(stack: Stack) -> None:
         )
 
 
-def _output_dtype(sources: list[np.ndarray], frames: list[Frame]) -> np.dtype:
-    """int16, uint16 or int32 when rescaled values are integers that fit, float32 otherwise."""
-    dtype = sources[0].dtype
-    slopes = np.array([f.slope for f in frames])
-    intercepts = np.array([f.intercept for f in frames])
-    if not np.issubdtype(dtype, np.integer) or np.any(slopes != np.round(slopes)) or \
-            np.any(intercepts != np.round(intercepts)):
-        return np.dtype(np.float32)
-    low = min(int(a.min()) for a in sources)
-    high = max(int(a.max()) for a in sources)
-    ends = [v * int(slope) + int(i) for v in (low, high) for slope in (slopes.min(), slopes.max())
-            for i in (intercepts.min(), intercepts.max())]
-    for candidate in (np.int16, np.uint16, np.int32):
-        info = np.iinfo(candidate)
-        if info.min <= min(ends) and max(ends) <= info.max:
-            return np.dtype(candidate)
-    return np.dtype(np.float32)
+_SITK_TYPES = {
+    np.dtype(np.int16): sitk.sitkInt16, np.dtype(np.uint16): sitk.sitkUInt16,
+    np.dtype(np.int32): sitk.sitkInt32, np.dtype(np.float32): sitk.sitkFloat32,
+}
+# When values do not fit a type, the next one is tried.
+_WIDER = {np.dtype(np.int16): np.dtype(np.int32), np.dtype(np.int32): np.dtype(np.float32)}
 
 
-def _assemble(frames: list[Frame], pixels: dict[tuple, np.ndarray], uses: Counter) -> np.ndarray:
-    """The rescaled volume, filled frame by frame; each file's pixels are dropped once used up.
+def _allocate(shape: tuple[int, int, int], dtype: np.dtype) -> tuple[sitk.Image, np.ndarray]:
+    """A new SimpleITK volume and a writable NumPy array over its own pixel buffer.
 
-    Peak memory stays near one volume: the stored pixels shrink as the output grows.
+    SimpleITK offers only a read-only view of an image's buffer; writing through the same
+    memory fills the volume without a second copy. The array must not outlive the image.
     """
-    keys = [(f.path, f.member) for f in frames]
-    colour = pixels[keys[0]].ndim == 4
-    dtype = pixels[keys[0]].dtype if colour else _output_dtype([pixels[k] for k in set(keys)], frames)
-    out = np.empty((len(frames),) + pixels[keys[0]].shape[1:], dtype=dtype)
-    for number, (frame, key) in enumerate(zip(frames, keys)):
-        stored = pixels[key][frame.index]
-        if colour or (frame.slope == 1 and frame.intercept == 0):
-            out[number] = stored
-        else:
-            np.multiply(stored, frame.slope, out=out[number], casting="unsafe")
-            out[number] += np.asarray(frame.intercept).astype(dtype)
-        uses[key] -= 1
-        if not uses[key]:
-            del pixels[key]
-    return out
+    image = sitk.Image([shape[2], shape[1], shape[0]], _SITK_TYPES[dtype])
+    view = sitk.GetArrayViewFromImage(image)  # makes the buffer the image's own (MakeUnique)
+    address = view.__array_interface__["data"][0]
+    memory = (ctypes.c_char * view.nbytes).from_address(address)
+    return image, np.frombuffer(memory, dtype=view.dtype).reshape(view.shape)
 
 
-def _build(stack: Stack, pixels: dict[tuple, np.ndarray], uses: Counter, tilt: str) -> sitk.Image:
+def _rescale_in_place(values: np.ndarray, frame: Frame) -> None:
+    """Apply an integral slope and intercept to stored values already in ``values``, or raise."""
+    if frame.slope == 1 and frame.intercept == 0:
+        return
+    info = np.iinfo(values.dtype)
+    ends = [int(v) * int(frame.slope) + int(frame.intercept) for v in (values.min(), values.max())]
+    if min(ends) < info.min or max(ends) > info.max:
+        raise ValuesDoNotFit(f"rescaled values {min(ends)}..{max(ends)} do not fit {values.dtype}")
+    if frame.slope != 1:
+        np.multiply(values, int(frame.slope), out=values)
+    values += values.dtype.type(int(frame.intercept))
+
+
+def _rescale_into(out: np.ndarray, stored: np.ndarray, frame: Frame) -> None:
+    """Write rescaled values (PS3.3 C.11.1.1.2) into ``out``, or raise when they do not fit it."""
+    if out.dtype.kind == "f":
+        np.multiply(stored, frame.slope, out=out, casting="unsafe")
+        out += np.float32(frame.intercept)
+        return
+    values = stored.astype(np.int64) * int(frame.slope) + int(frame.intercept)
+    info = np.iinfo(out.dtype)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise ValuesDoNotFit(f"rescaled values do not fit {out.dtype}")
+    out[...] = values
+
+
+def _fill(frames: list[Frame], out: np.ndarray, workers: int) -> None:
+    """Read every frame into ``out``, rescaled, file by file in threads."""
+    by_file: dict[tuple, list[tuple[int, int]]] = {}
+    for index, frame in enumerate(frames):
+        by_file.setdefault((frame.path, frame.member), []).append((frame.index, index))
+
+    def one_file(key: tuple) -> None:
+        targets = by_file[key]
+        if out.dtype.kind in "iu" and read_into(key[0], key[1], targets, out):
+            for _, index in targets:
+                _rescale_in_place(out[index], frames[index])
+            return
+        decoded = _decoded(*key)
+        for number, index in targets:
+            _rescale_into(out[index], decoded[number], frames[index])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one_file, sorted(by_file, key=lambda k: (k[0], k[1] or ""))))
+
+
+def _volume(frames: list[Frame], workers: int) -> sitk.Image:
+    """The frames as one rescaled volume: int16 when the values are integers that fit, wider if not."""
+    first = _decoded(frames[0].path, frames[0].member)
+    if first.ndim == 4:  # colour: decoded per file, stacked, no rescale (PS3.3 C.7.6.3.1.2)
+        decoded = {(f.path, f.member): None for f in frames}
+        for key in decoded:
+            decoded[key] = first if key == (frames[0].path, frames[0].member) else _decoded(*key)
+        values = np.stack([decoded[(f.path, f.member)][f.index] for f in frames])
+        return sitk.GetImageFromArray(values, isVector=True)
+    integral = all(f.slope == round(f.slope) and f.intercept == round(f.intercept) for f in frames)
+    integral = integral and first.dtype.kind in "iu"
+    dtype = np.dtype(np.int16) if integral and first.dtype.itemsize <= 2 else \
+        np.dtype(np.int32) if integral else np.dtype(np.float32)
+    shape = (len(frames), first.shape[1], first.shape[2])
+    while True:
+        image, out = _allocate(shape, dtype)
+        try:
+            _fill(frames, out, workers)
+            return image
+        except ValuesDoNotFit:
+            del out, image
+            dtype = _WIDER[dtype]
+
+
+def _build(stack: Stack, tilt: str, workers: int) -> sitk.Image:
     frames = stack.frames
-    values = _assemble(frames, pixels, uses)
+    image = _volume(frames, workers)
     first = frames[0]
     row_dir, column_dir = first.orientation[:3], first.orientation[3:6]
-    normal = first.normal
     spacing_z = stack.spacing or 1.0
-    if stack.gaps:
-        values = _resample_uniform(values, stack.offsets, stack.spacing)
-    third = normal
-    if stack.tilted:
-        if tilt == "correct":
+    third = first.normal
+    if stack.gaps or stack.tilted:
+        values = sitk.GetArrayFromImage(image)
+        if stack.gaps:
+            values = _resample_uniform(values, stack.offsets, stack.spacing)
+        if stack.tilted and tilt == "correct":
             values = _unshear(values, stack.shear, first.spacing)
-        else:
+        image = sitk.GetImageFromArray(values, isVector=values.ndim == 4)
+        if stack.tilted and tilt == "keep":
             step = (frames[-1].position - first.position) / (len(frames) - 1)
             spacing_z = float(np.linalg.norm(step))
             third = step / spacing_z
-    image = sitk.GetImageFromArray(values, isVector=values.ndim == 4)
-    del values
     image.SetOrigin(tuple(float(v) for v in first.position))
     image.SetSpacing((first.spacing[1], first.spacing[0], spacing_z))
     image.SetDirection(tuple(float(v) for v in np.column_stack([row_dir, column_dir, third]).ravel()))
