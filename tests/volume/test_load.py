@@ -212,6 +212,11 @@ def test_a_tilted_stack_is_corrected_or_kept(sample_dir, tmp_path) -> None:
     assert np.median(np.abs(mine - theirs)) <= 1.0 and np.mean(np.abs(mine - theirs)) <= 5.0
 
 
+def test_a_non_image_is_refused_with_its_kind(pydicom_files) -> None:
+    with pytest.raises(SeriesGeometryError, match="is not an image .RT Plan Storage"):
+        load_series([pydicom_files / "rtplan.dcm"])
+
+
 def test_frames_of_different_sizes_are_refused(sample_dir, tmp_path) -> None:
     datasets = [pydicom.dcmread(p) for p in _axial_files(sample_dir)]
     small = datasets[3]
@@ -224,7 +229,7 @@ def test_frames_of_different_sizes_are_refused(sample_dir, tmp_path) -> None:
 
 def test_compressed_and_colour_files_decode_like_pydicom(pydicom_files, sample_dir) -> None:
     for name in ("MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                 "JPEGLSNearLossless_16.dcm", "JPEG2000.dcm", "SC_rgb_small_odd_jpeg.dcm"):
+                 "JPEGLSNearLossless_16.dcm", "JPEG2000.dcm", "SC_rgb_small_odd_jpeg.dcm", "image_dfl.dcm"):
         path = pydicom_files / name
         ds = pydicom.dcmread(path)
         image = load_series([path])
@@ -234,7 +239,7 @@ def test_compressed_and_colour_files_decode_like_pydicom(pydicom_files, sample_d
     assert pydicom.dcmread(coronal[0]).file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
     expected, _ = _reference_volume(coronal)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(load_series(coronal)), expected)
-    for name in ("SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle.dcm"):
+    for name in ("SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle.dcm", "SC_rgb_jpeg_gdcm.dcm"):
         colour = load_series([pydicom_files / name])
         assert colour.GetNumberOfComponentsPerPixel() == 3
         rgb = pydicom.dcmread(pydicom_files / name).pixel_array  # pydicom converts YBR to RGB

@@ -118,6 +118,10 @@ def frames_from_multiframe(path: str, member: str | None) -> list[Frame]:
 
     with open_file(path, member) as fp:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    if "Rows" not in ds or "Columns" not in ds:
+        kind = ds.get("SOPClassUID", "")
+        kind = getattr(kind, "name", kind) or "an object"
+        raise SeriesGeometryError(f"{path} is not an image ({kind}): it has no Rows and Columns")
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
     count = int(ds.get("NumberOfFrames", 1) or 1)
