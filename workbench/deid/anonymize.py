@@ -1,0 +1,294 @@
+"""Apply the confidentiality profile to a data set (PS3.15 Annex E).
+
+The :class:`Anonymizer` walks every element, through every sequence item (SR content,
+private sequences, references), and applies the profile's action. What it replaces, it
+replaces deterministically from a project key, so the same input gives the same output in
+every file and every run:
+
+- UIDs become ``2.25.<decimal>`` (PS3.5 B.2) or ``<root>.<decimal>``, from an HMAC-SHA256
+  of the original: references between objects stay consistent;
+- the patient's name and ID become one keyed pseudonym (or the user's own scheme);
+- with the Retain Longitudinal Temporal Information with Modified Dates option, every date
+  of a patient moves by one offset (whole days, so times and ages stay coherent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
+
+from workbench.deid.profile import OPTION_CODES, Profile
+
+_PATIENT_NAME = 0x00100010
+_PATIENT_ID = 0x00100020
+_MAX_UID = 64
+_DUMMY_TEXT = "ANONYMIZED"
+_DUMMIES = {
+    "DA": "19000101", "TM": "000000", "DT": "19000101000000", "AS": "000Y", "DS": "0", "IS": "0",
+    "SH": _DUMMY_TEXT, "LO": _DUMMY_TEXT, "ST": _DUMMY_TEXT, "LT": _DUMMY_TEXT, "UT": _DUMMY_TEXT,
+    "UC": _DUMMY_TEXT, "CS": _DUMMY_TEXT, "PN": _DUMMY_TEXT, "AE": _DUMMY_TEXT, "UR": "",
+}
+_BINARY_ZERO = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "SV": 0, "UV": 0}
+# Largest shift of the modified-dates option, in days (about ten years).
+_MAX_DATE_SHIFT = 3650
+
+
+def keyed_digest(key: bytes, text: str) -> bytes:
+    """HMAC-SHA256 of ``text`` under ``key``: the one source of every pseudonym."""
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+class Anonymizer:
+    """De-identify data sets with one profile, key and pseudonym scheme.
+
+    Parameters
+    ----------
+    key : bytes
+        The project key (at least 16 bytes). The same key gives the same pseudonyms.
+    options : iterable of str
+        Profile options (:data:`workbench.deid.profile.OPTIONS`).
+    uid_root : str, optional
+        Root for new UIDs, e.g. your organisation's; default ``2.25``.
+    patient_pseudonym : callable, optional
+        ``f(patient_id, patient_name) -> str`` giving the new PatientID and PatientName;
+        default a keyed hash ``"P" + 12 hex digits``.
+    safe_private : iterable of (str, int), optional
+        With the Retain Safe Private option: (private creator, element byte) pairs known
+        to hold no identifying information, kept; every other private element is removed.
+
+    Raises
+    ------
+    ValueError
+        For a short key, a malformed ``uid_root`` or a bad option.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        options: Iterable[str] = (),
+        *,
+        uid_root: str | None = None,
+        patient_pseudonym: Callable[[str, str], str] | None = None,
+        safe_private: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        if len(key) < 16:
+            raise ValueError(f"the key must hold at least 16 bytes, not {len(key)}")
+        if uid_root is not None and not re.fullmatch(r"[1-9][0-9]*(\.(0|[1-9][0-9]*))*", uid_root):
+            raise ValueError(f"uid_root {uid_root!r} is not a UID root (digits and dots, PS3.5 9.1)")
+        self.key = key
+        self.profile = Profile(options)
+        self.uid_root = uid_root or "2.25"
+        self._pseudonym = patient_pseudonym or self._default_pseudonym
+        self.safe_private = {(creator.strip(), element & 0xFF) for creator, element in safe_private}
+        #: original -> pseudonym, for the map the user may ask for (never written in the export)
+        self.replaced: dict[tuple[str, str], str] = {}
+
+    # --- pseudonyms ---------------------------------------------------------------------------------
+
+    def uid(self, original: str) -> str:
+        """The pseudonym of a UID: the same for the same original and key."""
+        original = original.strip("\x00 ")
+        if not original:
+            return original
+        number = int.from_bytes(keyed_digest(self.key, "uid:" + original)[:16], "big")
+        digits = _MAX_UID - len(self.uid_root) - 1
+        new = f"{self.uid_root}.{number % 10 ** digits}"
+        self.replaced[("UID", original)] = new
+        return new
+
+    def _default_pseudonym(self, patient_id: str, patient_name: str) -> str:
+        return "P" + keyed_digest(self.key, "patient:" + (patient_id or patient_name)).hex()[:12].upper()
+
+    def patient(self, patient_id: str, patient_name: str) -> str:
+        """The pseudonym standing for the patient, as PatientID and PatientName."""
+        new = self._pseudonym(patient_id, patient_name)
+        self.replaced[("PatientID", patient_id)] = new
+        return new
+
+    def date_shift(self, patient_id: str) -> dt.timedelta:
+        """The patient's date offset: between one and :data:`_MAX_DATE_SHIFT` days back."""
+        days = int.from_bytes(keyed_digest(self.key, "dates:" + patient_id)[:4], "big") % _MAX_DATE_SHIFT
+        return dt.timedelta(days=-(days + 1))
+
+    # --- the walk -----------------------------------------------------------------------------------
+
+    def anonymize(self, dataset: Dataset) -> Dataset:
+        """De-identify ``dataset`` in place (file meta included) and return it.
+
+        Raises
+        ------
+        ValueError
+            Never for values: a value that cannot be cleaned is replaced or removed.
+        """
+        patient_id = str(dataset.get("PatientID", "") or "")
+        patient_name = str(dataset.get("PatientName", "") or "")
+        context = _Context(
+            pseudonym=self.patient(patient_id, patient_name),
+            shift=self.date_shift(patient_id or patient_name),
+            phi=[v for v in _identifying_strings(patient_id, patient_name) if len(v) >= 3],
+        )
+        self._walk(dataset, context)
+        dataset.PatientID = context.pseudonym
+        dataset.PatientName = context.pseudonym
+        self._mark(dataset)
+        meta = getattr(dataset, "file_meta", None)
+        keep_uids = "retain_uids" in self.profile.options
+        if meta is not None and "MediaStorageSOPInstanceUID" in meta and not keep_uids:
+            meta.MediaStorageSOPInstanceUID = self.uid(str(meta.MediaStorageSOPInstanceUID))
+        return dataset
+
+    def _walk(self, dataset: Dataset, context: _Context) -> None:
+        private_creators = {}
+        for element in list(dataset):
+            tag = element.tag
+            if tag.group % 2 and tag.element and tag.element < 0x0100:
+                private_creators[(tag.group, tag.element)] = str(element.value or "").strip()
+        for element in list(dataset):
+            tag = element.tag
+            if tag.element == 0 and tag.group != 0x0002:
+                del dataset[tag]  # group lengths would be wrong after the changes (and are retired)
+                continue
+            if tag.group % 2:
+                self._private(dataset, element, private_creators, context)
+                continue
+            action = self.profile.action(int(tag))
+            if action is None:
+                if element.VR == "SQ":
+                    self._items(element, context)
+                continue
+            self._apply(dataset, element, action, context)
+
+    def _items(self, element: DataElement, context: _Context) -> None:
+        for item in element.value or ():
+            self._walk(item, context)
+
+    def _private(self, dataset: Dataset, element: DataElement, creators: dict, context: _Context) -> None:
+        tag = element.tag
+        if "retain_safe_private" in self.profile.options and tag.element >= 0x1000:
+            creator = creators.get((tag.group, tag.element >> 8), "")
+            if (creator, tag.element & 0xFF) in self.safe_private:
+                if element.VR == "SQ":
+                    self._items(element, context)
+                return
+        if "retain_safe_private" in self.profile.options and tag.element < 0x0100 and any(
+            creator == creators.get((tag.group, tag.element)) for creator, _ in self.safe_private
+        ):
+            return  # a private creator whose safe elements are kept stays with them
+        del dataset[tag]
+
+    def _apply(self, dataset: Dataset, element: DataElement, action: str, context: _Context) -> None:
+        tag, vr = element.tag, element.VR
+        # Combined codes (PS3.15 E.3.1): the least removal that keeps the object valid.
+        action = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U"}.get(action, action)
+        if action == "K":
+            return
+        if action == "X":
+            del dataset[tag]
+            return
+        if vr == "SQ":
+            if action == "Z":
+                element.value = Sequence()
+            else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
+                self._items(element, context)
+            return
+        if int(tag) in (_PATIENT_NAME, _PATIENT_ID):
+            element.value = context.pseudonym
+        elif action == "Z":
+            element.value = _BINARY_ZERO.get(vr, "") if vr in _BINARY_ZERO else ""
+        elif action == "U" or (vr == "UI" and action in ("D", "C")):
+            element.value = self._uids(element.value)
+        elif action == "C":
+            element.value = self._clean(element, context)
+        else:
+            element.value = _BINARY_ZERO.get(vr, _DUMMIES.get(vr, ""))
+
+    def _uids(self, value: Any) -> Any:
+        if "retain_uids" in self.profile.options:
+            return value
+        if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str):
+            return [self.uid(str(v)) for v in value]
+        return self.uid(str(value)) if value else value
+
+    def _clean(self, element: DataElement, context: _Context) -> Any:
+        """Replace with values of similar meaning that do not identify (the C action)."""
+        vr = element.VR
+        if vr in ("DA", "DT"):
+            if "retain_modified_dates" in self.profile.options:
+                return _shift_dates(element.value, vr, context.shift)
+            return _DUMMIES[vr]
+        if vr == "TM":
+            return element.value  # whole-day shifts leave times as they are
+        if vr in _BINARY_ZERO or vr in ("DS", "IS", "AS"):
+            return element.value
+        text = str(element.value or "")
+        for value in context.phi:
+            text = re.sub(re.escape(value), "*", text, flags=re.IGNORECASE)
+        return text
+
+    def _mark(self, dataset: Dataset) -> None:
+        """PatientIdentityRemoved, DeidentificationMethod and its code sequence (PS3.15 E.1.1)."""
+        options = self.profile.options
+        dataset.PatientIdentityRemoved = "YES"
+        method, meanings = [], []
+        for keyword in ["BasicApplicationConfidentialityProfile"] + [OPTION_CODES[o] for o in options]:
+            code = getattr(codes.DCM, keyword)
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, "DCM", code.meaning
+            method.append(item)
+            meanings.append(code.meaning[:64])
+        # One value per profile and option: each fits the 64 characters of LO.
+        dataset.DeidentificationMethod = [f"workbench, DICOM PS3.15 Annex E ({self.profile.edition})"] + meanings
+        dataset.DeidentificationMethodCodeSequence = method
+        if "retain_full_dates" in options:
+            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        elif "retain_modified_dates" in options:
+            dataset.LongitudinalTemporalInformationModified = "MODIFIED"
+        else:
+            dataset.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+class _Context:
+    """What the walk of one data set needs to know about its patient."""
+
+    __slots__ = ("pseudonym", "shift", "phi")
+
+    def __init__(self, pseudonym: str, shift: dt.timedelta, phi: list[str]) -> None:
+        self.pseudonym, self.shift, self.phi = pseudonym, shift, phi
+
+
+def _identifying_strings(patient_id: str, patient_name: str) -> list[str]:
+    """The patient's ID, name and name components, longest first (for cleaning free text)."""
+    values = {patient_id.strip(), patient_name.strip()}
+    for group in patient_name.split("="):
+        parts = [p.strip() for p in group.split("^") if p.strip()]
+        values.update(parts)
+        if len(parts) >= 2:
+            values.update({f"{parts[1]} {parts[0]}", f"{parts[0]}, {parts[1]}", f"{parts[0]} {parts[1]}"})
+    return sorted((v for v in values if v), key=len, reverse=True)
+
+
+def _shift_dates(value: Any, vr: str, shift: dt.timedelta) -> Any:
+    values = list(value) if isinstance(value, (list, tuple)) or (
+        hasattr(value, "__iter__") and not isinstance(value, str)) else [value]
+    out = [_shift_one(str(v), vr, shift) for v in values]
+    return out if len(out) > 1 else out[0]
+
+
+def _shift_one(text: str, vr: str, shift: dt.timedelta) -> str:
+    text = text.strip()
+    if len(text) < 8 or not text[:8].isdigit():
+        return _DUMMIES[vr]
+    try:
+        date = dt.date(int(text[:4]), int(text[4:6]), int(text[6:8])) + shift
+    except ValueError:
+        return _DUMMIES[vr]
+    return date.strftime("%Y%m%d") + (text[8:] if vr == "DT" else "")
