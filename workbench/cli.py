@@ -168,6 +168,51 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_anonymize(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from workbench.deid.export import export, load_key
+    from workbench.deid.verify import format_findings, phi_values, verify_export
+
+    if args.verify:
+        if not args.index_dir:
+            raise UsageError("--verify EXPORT needs --index DIR, the index the export came from")
+        findings = verify_export(args.verify, phi_values(open_index(args.index_dir)))
+        if findings:
+            print(format_findings(findings), file=sys.stderr)
+            print(f"workbench anonymize: {len(findings)} identifying value(s) found in {args.verify}",
+                  file=sys.stderr)
+            return EXIT_FAILED_INPUTS
+        print(f"verified {args.verify}: no identifying value of the index found")
+        return EXIT_OK
+    if not args.index or not args.out:
+        raise UsageError("give the index DIR and --out EXPORT (or --verify EXPORT --index DIR)")
+    index = open_index(args.index)
+    key = load_key(args.key_file or index.directory / "deid.key")
+    try:
+        result = export(
+            index, args.out, key=key, where=args.where, options=args.option or (), map_path=args.map,
+            zip_output=args.zip, uid_root=args.uid_root, allow_burned_in=args.allow_burned_in,
+            verify=not args.no_verify, quiet=args.quiet,
+        )
+    except (ValueError, duckdb.Error) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    print(f"exported {result.exported} file(s) to {result.out} ({result.already_there} already there), "
+          f"{len(result.held_back)} held back, {len(result.failed)} failed")
+    for where, reason in result.held_back:
+        print(f"workbench: held back {where}: {reason}", file=sys.stderr)
+    for where, reason in result.failed:
+        print(f"workbench: {where}: {reason}", file=sys.stderr)
+    if result.verified:
+        if result.findings:
+            print(format_findings(result.findings), file=sys.stderr)
+        print("verification: " + ("no identifying value found" if not result.findings
+                                   else f"{len(result.findings)} identifying value(s) found"))
+    if result.archive:
+        print(f"wrote {result.archive}")
+    return EXIT_OK if result.clean else EXIT_FAILED_INPUTS
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -227,6 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a CT preset (brain, lung, bone, ...), auto, or center,width")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("anonymize", help="a de-identified copy of a selection (PS3.15 Annex E), verified")
+    p.add_argument("index", nargs="?", metavar="DIR", help="index directory")
+    p.add_argument("--where", default="TRUE", metavar="SQL", help="condition on the instances view")
+    p.add_argument("--out", metavar="EXPORT", help="export folder (created)")
+    p.add_argument("--option", action="append", metavar="NAME",
+                   help="a profile option, e.g. retain_modified_dates, clean_descriptors (repeatable)")
+    p.add_argument("--key-file", metavar="F", help="project key (default: DIR/deid.key, created if missing)")
+    p.add_argument("--map", metavar="MAP.parquet", help="write the original -> pseudonym map here")
+    p.add_argument("--zip", action="store_true", help="also write EXPORT.zip once verified")
+    p.add_argument("--uid-root", metavar="ROOT", help="root for new UIDs (default 2.25)")
+    p.add_argument("--allow-burned-in", action="store_true",
+                   help="export objects that often carry identifying text in their pixels")
+    p.add_argument("--no-verify", action="store_true", help="skip the verification at the end")
+    p.add_argument("--verify", metavar="EXPORT", help="only verify an existing export (with --index)")
+    p.add_argument("--index", dest="index_dir", metavar="DIR", help="with --verify: the source index")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_anonymize)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
     p.add_argument(

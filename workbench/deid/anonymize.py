@@ -246,7 +246,8 @@ class Anonymizer:
             method.append(item)
             meanings.append(code.meaning[:64])
         # One value per profile and option: each fits the 64 characters of LO.
-        dataset.DeidentificationMethod = [f"workbench, DICOM PS3.15 Annex E ({self.profile.edition})"] + meanings
+        title = f"workbench, DICOM PS3.15 Annex E ({self.profile.edition})"
+        dataset.DeidentificationMethod = [title] + meanings
         dataset.DeidentificationMethodCodeSequence = method
         if "retain_full_dates" in options:
             dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"

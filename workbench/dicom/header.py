@@ -10,6 +10,7 @@ into Python values by :mod:`workbench.dicom.values`.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Mapping
@@ -192,6 +193,22 @@ def read_header(fp: BinaryIO, wanted: Mapping[int, str], locate_pixel_data: bool
         stop = _PIXEL_DATA if locate_pixel_data else min(max(wanted), _PIXEL_DATA - 1)
         _read_dataset(src, pos, header, wanted, stop)
     return header
+
+
+def encapsulated_end(data: bytes, start: int, little_endian: bool = True) -> int:
+    """Where an undefined-length Pixel Data value whose items start at ``start`` ends.
+
+    Encapsulated pixel data (PS3.5 Annex A.4) is a sequence of items closed by a
+    Sequence Delimitation Item; the returned position is just after it.
+
+    Raises
+    ------
+    HeaderError
+        When the items run past the end of ``data``.
+    """
+    src = _Source(io.BytesIO(b""), data)
+    src.eof = True
+    return _skip_sequence(src, start, little_endian, False, 0)
 
 
 def _read_meta(src: _Source, pos: int, header: Header) -> int:

@@ -1,0 +1,457 @@
+"""Export a selection of the index as a de-identified copy, with a manifest and a verification.
+
+The export never touches the sources. Each file is anonymized in a worker process and
+written under a temporary name, then renamed; its name is made from pseudonyms only
+(``<patient>/<study>/<series>/<instance>.dcm``), so a re-run with the same key finds what
+is done and skips it: a killed export run again finishes with every file exactly once.
+
+Pixel data are copied byte for byte from the source (only headers need work), unless a
+blanking rule has to paint over burned-in text. Objects known to carry identifying text in
+their pixels are held back unless the user allows them (PS3.15 E.3.1, Clean Pixel Data).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import multiprocessing
+import os
+import secrets
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from workbench.deid.anonymize import Anonymizer
+from workbench.dicom.header import encapsulated_end, read_header
+from workbench.index.store import write_atomic
+
+#: SOP classes whose pixels commonly carry identifying text: secondary captures (dose screens),
+#: ultrasound, encapsulated documents.
+BURNED_IN_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
+    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume Storage",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA Storage",
+}
+_ROW_COLUMNS = [
+    "path", "member", "PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID",
+    "SOPInstanceUID", "SOPClassUID", "Modality", "ManufacturerModelName", "Rows", "Columns",
+    "BurnedInAnnotation", "FrameOfReferenceUID",
+]
+
+
+@dataclass(frozen=True)
+class BlankingRule:
+    """Rectangles to paint over in images that match, the way RSNA's CTP pixel anonymizer does.
+
+    Attributes
+    ----------
+    rectangles : sequence of (x0, y0, x1, y1)
+        Pixel columns and rows, ``x1`` and ``y1`` excluded.
+    modality, model : str, optional
+        Match Modality and ManufacturerModelName (case-insensitive); None matches any.
+    rows, columns : int, optional
+        Match the image size; None matches any.
+    """
+
+    rectangles: tuple[tuple[int, int, int, int], ...]
+    modality: str | None = None
+    model: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """Whether an ``instances`` row is an image this rule blanks."""
+        def same(wanted, value):
+            return wanted is None or str(value or "").strip().lower() == str(wanted).strip().lower()
+
+        return (
+            same(self.modality, row.get("Modality")) and same(self.model, row.get("ManufacturerModelName"))
+            and (self.rows is None or row.get("Rows") == self.rows)
+            and (self.columns is None or row.get("Columns") == self.columns)
+        )
+
+
+@dataclass
+class ExportResult:
+    """What an export did. Paths in ``held_back`` and ``failed`` are the sources' (they are PHI)."""
+
+    out: Path
+    exported: int = 0
+    already_there: int = 0
+    held_back: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    findings: list = field(default_factory=list)
+    verified: bool = False
+    archive: Path | None = None
+
+    @property
+    def clean(self) -> bool:
+        """Exported without failures and verified with no finding."""
+        return not self.failed and not self.findings
+
+
+def load_key(path: str | os.PathLike, create: bool = True) -> bytes:
+    """The project key in ``path``; a new random 32-byte key is written there when missing.
+
+    The key decides every pseudonym: keep it, out of the export, to re-run exports that match.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing and ``create`` is False.
+    ValueError
+        When the file holds fewer than 16 bytes.
+    """
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"the key file {path} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ValueError(f"the key file {path} holds {len(key)} bytes; a key needs at least 16")
+    return key
+
+
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def target_name(anonymizer: Anonymizer, row: dict[str, Any]) -> str:
+    """The file's name in the export, made of pseudonyms only."""
+    patient = anonymizer.patient(str(row.get("PatientID") or ""), str(row.get("PatientName") or ""))
+    study = anonymizer.uid(str(row.get("StudyInstanceUID") or ""))
+    series = anonymizer.uid(str(row.get("SeriesInstanceUID") or ""))
+    sop = anonymizer.uid(str(row["SOPInstanceUID"]))
+    return f"{patient}/ST-{_short(study)}/SE-{_short(series)}/{_short(sop)}.dcm"
+
+
+def _hold_back_reason(
+    row: dict[str, Any], allow_burned_in: bool, blanking: Sequence[BlankingRule]
+) -> str | None:
+    if allow_burned_in or any(rule.matches(row) for rule in blanking):
+        return None
+    if str(row.get("BurnedInAnnotation") or "").strip().upper() == "YES":
+        return "BurnedInAnnotation is YES: identifying text in the pixels"
+    name = BURNED_IN_CLASSES.get(str(row.get("SOPClassUID") or ""))
+    if name:
+        return f"{name} often carries identifying text in its pixels; allow it to export it"
+    return None
+
+
+# --- the worker -------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(key: bytes, options: tuple[str, ...], uid_root: str | None) -> None:
+    _WORKER["anonymizer"] = Anonymizer(key, options, uid_root=uid_root)
+
+
+def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tuple[str, str | None]:
+    """Anonymize one file into ``out/name``; return (name, error or None)."""
+    row, out, name, blanking = task
+    anonymizer: Anonymizer = _WORKER["anonymizer"]
+    try:
+        if row.get("member"):
+            with zipfile.ZipFile(row["path"]) as archive:
+                data = archive.read(row["member"])
+        else:
+            with open(row["path"], "rb") as fh:
+                data = fh.read()
+        rules = [rule for rule in blanking if rule.matches(row)]
+        encoded = _blanked(data, anonymizer, rules) if rules else _anonymized(data, anonymizer)
+        target = Path(out) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, lambda tmp: tmp.write_bytes(encoded))
+        return name, None
+    except Exception as exc:  # noqa: BLE001 - one file's failure is listed and the export goes on
+        return name, f"{type(exc).__name__}: {exc}"
+
+
+def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
+    """The de-identified file: a new header, and the source's pixel data element copied as is."""
+    import pydicom
+
+    header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+    _ensure_file_meta(ds, header)
+    pixels = b""
+    if header.pixel_data is not None and not header.deflated and header.little_endian:
+        start, length, vr = header.pixel_data
+        element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
+        end = encapsulated_end(data, start) if length == 0xFFFFFFFF else start + length
+        pixels = data[element_start:end]
+    elif header.pixel_data is not None:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)  # deflated or big endian: pydicom writes it
+        _ensure_file_meta(ds, header)
+    anonymizer.anonymize(ds)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue() + pixels
+
+
+def _ensure_file_meta(ds, header) -> None:
+    """Give a bare data set (no preamble, no file meta) the file meta a Part 10 file needs."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if header.implicit_vr else ExplicitVRLittleEndian
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
+
+
+def _blanked(data: bytes, anonymizer: Anonymizer, rules: Sequence[BlankingRule]) -> bytes:
+    """Decode, paint the rules' rectangles with the image's minimum, store uncompressed."""
+    import numpy as np
+    import pydicom
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    pixels = ds.pixel_array.copy()
+    frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]
+    for rule in rules:
+        for x0, y0, x1, y1 in rule.rectangles:
+            frames[:, y0:y1, x0:x1] = frames.min()
+    ds.PixelData = frames.reshape(pixels.shape).tobytes()
+    if ds.get("PhotometricInterpretation", "").startswith("YBR"):
+        ds.PhotometricInterpretation = "RGB"  # pydicom decoded to RGB
+    if "PlanarConfiguration" in ds:
+        ds.PlanarConfiguration = 0
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    anonymizer.anonymize(ds)
+    ds.BurnedInAnnotation = "NO"
+    item = pydicom.Dataset()
+    code = codes.DCM.CleanPixelDataOption
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, "DCM", code.meaning
+    ds.DeidentificationMethodCodeSequence.append(item)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+# --- the export -------------------------------------------------------------------------------------
+
+
+def export(
+    index,
+    out: str | os.PathLike,
+    *,
+    key: bytes,
+    where: str = "TRUE",
+    options: Iterable[str] = (),
+    map_path: str | os.PathLike | None = None,
+    zip_output: bool = False,
+    uid_root: str | None = None,
+    allow_burned_in: bool = False,
+    blanking: Sequence[BlankingRule] = (),
+    verify: bool = True,
+    workers: int | None = None,
+    quiet: bool = False,
+) -> ExportResult:
+    """Export the instances ``where`` selects as a de-identified copy in ``out``.
+
+    Parameters
+    ----------
+    index : Index
+        The crawled index the selection comes from.
+    out : path
+        The export folder (created). It receives the files, ``manifest.csv``; never the map.
+    key : bytes
+        The project key (:func:`load_key`).
+    where : str
+        A DuckDB condition on the ``instances`` view, e.g. ``"Modality = 'CT'"``.
+    options : iterable of str
+        Profile options (:data:`workbench.deid.profile.OPTIONS`).
+    map_path : path, optional
+        Where to write the original -> pseudonym map (Parquet); refused inside ``out``.
+    zip_output : bool
+        Also write ``<out>.zip`` once the export is complete and verified.
+    uid_root : str, optional
+        Root for new UIDs (default ``2.25``).
+    allow_burned_in : bool
+        Export the objects held back for burned-in text too.
+    blanking : sequence of BlankingRule
+        Rectangles to paint over in matching images (those are then exported).
+    verify : bool
+        Scan the export for the selection's original identifying values at the end.
+    workers : int, optional
+        Worker processes (default: the CPU count).
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    ValueError
+        When ``map_path`` is inside ``out``, an option is unknown, or ``where`` selects nothing
+        valid for SQL.
+    """
+    out = Path(out).resolve()
+    options = tuple(options)
+    anonymizer = Anonymizer(key, options, uid_root=uid_root)
+    if map_path is not None and Path(map_path).resolve().is_relative_to(out):
+        raise ValueError(
+            f"the map {map_path} must not be inside the export {out}: it links pseudonyms to PHI"
+        )
+    query = f"SELECT {', '.join(_ROW_COLUMNS)} FROM instances WHERE {where} ORDER BY path, member"
+    rows = index.sql(query).to_dict("records")
+    rows = [{k: (None if _missing(v) else v) for k, v in row.items()} for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.rglob(".*.tmp"):
+        leftover.unlink()
+    result = ExportResult(out)
+    tasks, manifest = [], []
+    for row in rows:
+        reason = _hold_back_reason(row, allow_burned_in, blanking)
+        if reason:
+            result.held_back.append((_where(row), reason))
+            continue
+        name = target_name(anonymizer, row)
+        manifest.append(_manifest_row(anonymizer, row, name))
+        if (out / name).exists():
+            result.already_there += 1
+        else:
+            tasks.append((row, str(out), name, list(blanking)))
+    failed_names = _run(tasks, key, options, uid_root, workers, quiet, result, rows)
+    manifest = [m for m in manifest if m["file"] not in failed_names]
+    _write_manifest(out, manifest)
+    if map_path is not None:
+        _write_map(Path(map_path), anonymizer, rows)
+    if verify:
+        from workbench.deid.verify import phi_values, verify_export
+
+        studies = sorted({str(r["StudyInstanceUID"]) for r in rows if r.get("StudyInstanceUID")})
+        ignore = _kinds_kept(options)
+        phi = [v for v in phi_values(index, studies, dates="retain_full_dates" not in options,
+                                     uids="retain_uids" not in options) if v.kind not in ignore]
+        result.findings = verify_export(out, phi, workers=workers)
+        result.verified = True
+    if zip_output and result.clean:
+        result.archive = _zip(out)
+    return result
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
+
+
+def _where(row: dict[str, Any]) -> str:
+    return f"{row['path']}!{row['member']}" if row.get("member") else str(row["path"])
+
+
+def _kinds_kept(options: Sequence[str]) -> set[str]:
+    """Kinds of identifying values an option keeps on purpose (the verifier leaves them be)."""
+    kept = set()
+    if "retain_device_identity" in options:
+        kept |= {"StationName", "DeviceSerialNumber"}
+    if "retain_institution_identity" in options:
+        kept |= {"InstitutionName", "InstitutionalDepartmentName", "InstitutionAddress"}
+    return kept
+
+
+def _run(tasks, key, options, uid_root, workers, quiet, result: ExportResult, rows) -> set[str]:
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) // 16 or 1))
+    failed = set()
+    by_name = {task[2]: task[0] for task in tasks}
+    with tqdm(total=len(tasks), unit="file", desc="anonymize", disable=quiet or not tasks) as bar:
+        if workers > 1:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(workers, _init_worker, (key, options, uid_root)) as pool:
+                outcomes = pool.imap_unordered(_export_one, tasks, chunksize=8)
+                failed = _collect(outcomes, bar, result, by_name)
+        else:
+            _init_worker(key, options, uid_root)
+            failed = _collect(map(_export_one, tasks), bar, result, by_name)
+    return failed
+
+
+def _collect(outcomes, bar, result: ExportResult, by_name) -> set[str]:
+    failed = set()
+    for name, error in outcomes:
+        bar.update(1)
+        if error:
+            failed.add(name)
+            result.failed.append((_where(by_name[name]), error))
+        else:
+            result.exported += 1
+    return failed
+
+
+def _manifest_row(anonymizer: Anonymizer, row: dict[str, Any], name: str) -> dict[str, str]:
+    return {
+        "file": name,
+        "PatientID": anonymizer.patient(str(row.get("PatientID") or ""), str(row.get("PatientName") or "")),
+        "StudyInstanceUID": anonymizer.uid(str(row.get("StudyInstanceUID") or "")),
+        "SeriesInstanceUID": anonymizer.uid(str(row.get("SeriesInstanceUID") or "")),
+        "SOPInstanceUID": anonymizer.uid(str(row["SOPInstanceUID"])),
+        "SOPClassUID": str(row.get("SOPClassUID") or ""),
+        "Modality": str(row.get("Modality") or ""),
+    }
+
+
+def _write_manifest(out: Path, manifest: list[dict[str, str]]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(manifest[0]) if manifest else ["file"])
+            writer.writeheader()
+            writer.writerows(sorted(manifest, key=lambda m: m["file"]))
+
+    write_atomic(out / "manifest.csv", write)
+
+
+def _write_map(path: Path, anonymizer: Anonymizer, rows: list[dict[str, Any]]) -> None:
+    """Original -> pseudonym for the selection's patients and UIDs (PHI: kept out of the export)."""
+    entries = set()
+    for row in rows:
+        patient_id, name = str(row.get("PatientID") or ""), str(row.get("PatientName") or "")
+        pseudonym = anonymizer.patient(patient_id, name)
+        entries.add(("PatientID", patient_id, pseudonym))
+        entries.add(("PatientName", name, pseudonym))
+        for column in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
+            if row.get(column):
+                entries.add((column, str(row[column]), anonymizer.uid(str(row[column]))))
+    table = pa.table({
+        "kind": [e[0] for e in sorted(entries)], "original": [e[1] for e in sorted(entries)],
+        "pseudonym": [e[2] for e in sorted(entries)],
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _zip(out: Path) -> Path:
+    archive = out.with_name(out.name + ".zip")
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            for path in sorted(p for p in out.rglob("*") if p.is_file()):
+                zf.write(path, path.relative_to(out).as_posix())
+
+    write_atomic(archive, write)
+    return archive
