@@ -40,8 +40,21 @@ def run_demo(out: str | Path, quiet: bool = False) -> int:
     ))
     montage = render_ct_montage(index, out / "ct_mpr_mip.png")
     print(f"\nwrote {montage}: axial, coronal and sagittal planes and a 30 mm coronal MIP of the CT")
+    anonymized = anonymize_sample(index, out)
+    files = anonymized.exported + anonymized.already_there
+    verdict = "no identifying value left" if anonymized.clean else f"{len(anonymized.findings)} finding(s)!"
+    print(f"\nanonymized copy (PS3.15 Annex E, modified dates): {files} files in {anonymized.out}, "
+          f"verified: {verdict}")
     print(f"\nnext: workbench sql {index_dir} \"SELECT Modality, count(*) FROM instances GROUP BY 1\"")
     return 0
+
+
+def anonymize_sample(index, out: Path):
+    """A verified de-identified copy of the sample in ``out/anonymized`` (key in ``out/deid.key``)."""
+    from workbench.deid.export import export, load_key
+
+    return export(index, out / "anonymized", key=load_key(out / "deid.key"),
+                  options=("retain_modified_dates",), quiet=True)
 
 
 def render_ct_montage(index, path: Path) -> Path:
