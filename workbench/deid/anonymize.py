@@ -38,6 +38,9 @@ _DUMMIES = {
     "UC": _DUMMY_TEXT, "CS": _DUMMY_TEXT, "PN": _DUMMY_TEXT, "AE": _DUMMY_TEXT, "UR": "",
 }
 _BINARY_ZERO = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "SV": 0, "UV": 0}
+_FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+# Code Value, Coding Scheme Designator and Version, Code Meaning, Long and URN Code Value.
+_CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120})
 # Largest shift of the modified-dates option, in days (about ten years).
 _MAX_DATE_SHIFT = 3650
 
@@ -134,7 +137,7 @@ class Anonymizer:
         context = _Context(
             pseudonym=self.patient(patient_id, patient_name),
             shift=self.date_shift(patient_id or patient_name),
-            phi=[v for v in _identifying_strings(patient_id, patient_name) if len(v) >= 3],
+            phi=_identifying_strings(dataset),
         )
         self._walk(dataset, context)
         dataset.PatientID = context.pseudonym
@@ -146,7 +149,12 @@ class Anonymizer:
             meta.MediaStorageSOPInstanceUID = self.uid(str(meta.MediaStorageSOPInstanceUID))
         return dataset
 
-    def _walk(self, dataset: Dataset, context: _Context) -> None:
+    def _walk(self, dataset: Dataset, context: _Context, inherited: str | None = None) -> None:
+        """Apply the profile to every element; ``inherited`` is the D or C of an enclosing sequence.
+
+        Free text not listed in the table (e.g. an SR TEXT item's Text Value) inside a sequence
+        the profile replaces (D) or cleans (C) gets that action too; codes stay (they are
+        vocabulary, not PHI)."""
         private_creators = {}
         for element in list(dataset):
             tag = element.tag
@@ -163,13 +171,18 @@ class Anonymizer:
             action = self.profile.action(int(tag))
             if action is None:
                 if element.VR == "SQ":
-                    self._items(element, context)
+                    self._items(element, context, inherited)
+                elif inherited and element.VR in _FREE_TEXT_VRS and (
+                    inherited == "C" or int(tag) not in _CODE_TAGS
+                ):
+                    # Cleaning keeps codes readable; a dummy would make them meaningless.
+                    self._apply(dataset, element, inherited, context)
                 continue
             self._apply(dataset, element, action, context)
 
-    def _items(self, element: DataElement, context: _Context) -> None:
+    def _items(self, element: DataElement, context: _Context, inherited: str | None = None) -> None:
         for item in element.value or ():
-            self._walk(item, context)
+            self._walk(item, context, inherited)
 
     def _private(self, dataset: Dataset, element: DataElement, creators: dict, context: _Context) -> None:
         tag = element.tag
@@ -198,7 +211,7 @@ class Anonymizer:
             if action == "Z":
                 element.value = Sequence()
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
-                self._items(element, context)
+                self._items(element, context, action if action in ("D", "C") else None)
             return
         if int(tag) in (_PATIENT_NAME, _PATIENT_ID):
             element.value = context.pseudonym
@@ -266,15 +279,42 @@ class _Context:
         self.pseudonym, self.shift, self.phi = pseudonym, shift, phi
 
 
-def _identifying_strings(patient_id: str, patient_name: str) -> list[str]:
-    """The patient's ID, name and name components, longest first (for cleaning free text)."""
-    values = {patient_id.strip(), patient_name.strip()}
-    for group in patient_name.split("="):
+# Identifiers gathered from a data set to clean its free text with (besides every person name).
+_IDENTIFIERS = ("PatientID", "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName",
+                "DeviceSerialNumber", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID")
+
+
+def _identifying_strings(dataset: Dataset) -> list[str]:
+    """Every person name (and its components) and identifier in the data set, longest first.
+
+    The C (clean) action removes these from free text: the patient's, and also the names of
+    physicians and operators, which a description may repeat.
+    """
+    values: set[str] = set()
+
+    def visit(ds: Dataset) -> None:
+        for element in ds:
+            if element.VR == "SQ":
+                for item in element.value or ():
+                    visit(item)
+            elif element.VR == "PN" and element.value:
+                for name in (element.value if isinstance(element.value, (list, tuple)) else [element.value]):
+                    values.update(_name_spellings(str(name)))
+            elif element.keyword in _IDENTIFIERS and element.value:
+                values.add(str(element.value).strip())
+
+    visit(dataset)
+    return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
+
+
+def _name_spellings(name: str) -> set[str]:
+    spellings = {name.strip()}
+    for group in name.split("="):
         parts = [p.strip() for p in group.split("^") if p.strip()]
-        values.update(parts)
+        spellings.update(parts)
         if len(parts) >= 2:
-            values.update({f"{parts[1]} {parts[0]}", f"{parts[0]}, {parts[1]}", f"{parts[0]} {parts[1]}"})
-    return sorted((v for v in values if v), key=len, reverse=True)
+            spellings.update({f"{parts[1]} {parts[0]}", f"{parts[0]}, {parts[1]}", f"{parts[0]} {parts[1]}"})
+    return spellings
 
 
 def _shift_dates(value: Any, vr: str, shift: dt.timedelta) -> Any:

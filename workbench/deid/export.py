@@ -231,6 +231,7 @@ def _blanked(data: bytes, anonymizer: Anonymizer, rules: Sequence[BlankingRule])
     from pydicom.uid import ExplicitVRLittleEndian
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    _ensure_file_meta(ds, read_header(io.BytesIO(data), {}))
     pixels = ds.pixel_array.copy()
     frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]
     for rule in rules:

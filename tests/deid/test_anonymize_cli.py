@@ -1,0 +1,82 @@
+"""``workbench anonymize`` as a user runs it: export, verification, and the errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import workbench
+
+sys.path.insert(0, str(Path(__file__).parent))
+from phi_planting import PATIENT_ID, PATIENT_NAME, make_planted_patient  # noqa: E402
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", "anonymize", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def planted_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    patient = make_planted_patient(root / "src")
+    return patient, workbench.crawl(root / "src", index=root / "index", quiet=True), root
+
+
+def test_export_verifies_clean_and_zips(planted_index, tmp_path, run_env) -> None:
+    _, index, _ = planted_index
+    out = tmp_path / "export"
+    result = run(str(index.directory), "--out", str(out), "--option", "retain_modified_dates",
+                 "--map", str(tmp_path / "map.parquet"), "--zip", "--quiet", env=run_env)
+    assert result.returncode == 0, result.stderr
+    assert "verification: no identifying value found" in result.stdout
+    assert (tmp_path / "export.zip").exists() and (tmp_path / "map.parquet").exists()
+    assert (index.directory / "deid.key").stat().st_mode & 0o077 == 0  # the key is private to its owner
+    again = run(str(index.directory), "--out", str(out), "--option", "retain_modified_dates", "--quiet",
+                env=run_env)
+    assert again.returncode == 0 and "exported 0 file(s)" in again.stdout
+
+
+def test_verify_finds_phi_in_an_unanonymized_copy_without_printing_it(planted_index, tmp_path,
+                                                                      run_env) -> None:
+    patient, index, _ = planted_index
+    fake_export = tmp_path / "not-anonymized"
+    shutil.copytree(patient.folder, fake_export)
+    result = run("--verify", str(fake_export), "--index", str(index.directory), env=run_env)
+    assert result.returncode == 1
+    assert "identifying value(s) found" in result.stderr
+    assert "PatientName" in result.stderr and "PatientID" in result.stderr
+    assert PATIENT_NAME not in result.stderr + result.stdout
+    assert PATIENT_ID not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--option", "retain_everything"], "unknown de-identification option"),
+        (["--option", "retain_full_dates", "--option", "retain_modified_dates"], "exclude each other"),
+        (["--where", "NoSuchColumn = 1"], "NoSuchColumn"),
+    ],
+)
+def test_usage_errors(planted_index, tmp_path, run_env, args, message) -> None:
+    _, index, _ = planted_index
+    result = run(str(index.directory), "--out", str(tmp_path / "x"), *args, env=run_env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_map_inside_the_export_is_refused(planted_index, tmp_path, run_env) -> None:
+    _, index, _ = planted_index
+    out = tmp_path / "x"
+    result = run(str(index.directory), "--out", str(out), "--map", str(out / "map.parquet"), env=run_env)
+    assert result.returncode == 2 and "must not be inside the export" in result.stderr
+
+
+def test_verify_needs_the_index(tmp_path, run_env) -> None:
+    result = run("--verify", str(tmp_path), env=run_env)
+    assert result.returncode == 2 and "--index" in result.stderr
