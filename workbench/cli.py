@@ -171,7 +171,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_anonymize(args: argparse.Namespace) -> int:
     import duckdb
 
-    from workbench.deid.export import export, load_key
+    from workbench.deid.exporter import export, load_key
     from workbench.deid.verify import format_findings, phi_values, verify_export
 
     if args.verify:

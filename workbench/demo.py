@@ -51,7 +51,7 @@ def run_demo(out: str | Path, quiet: bool = False) -> int:
 
 def anonymize_sample(index, out: Path):
     """A verified de-identified copy of the sample in ``out/anonymized`` (key in ``out/deid.key``)."""
-    from workbench.deid.export import export, load_key
+    from workbench.deid.exporter import export, load_key
 
     return export(index, out / "anonymized", key=load_key(out / "deid.key"),
                   options=("retain_modified_dates",), quiet=True)

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 import workbench
-from workbench.deid.export import BlankingRule, export
+from workbench.deid.exporter import BlankingRule, export
 from workbench.deid.profile import OPTIONS, Profile, table
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -8,7 +8,7 @@ from typing import Any
 _NAMES = {
     "OPTIONS": "profile", "Profile": "profile",
     "Anonymizer": "anonymize",
-    "BlankingRule": "export", "ExportResult": "export", "export": "export", "load_key": "export",
+    "BlankingRule": "exporter", "ExportResult": "exporter", "export": "exporter", "load_key": "exporter",
     "PhiValue": "verify", "Finding": "verify", "phi_values": "verify", "verify_export": "verify",
 }
 __all__ = sorted(_NAMES)
