@@ -23,17 +23,24 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "exec bash scripts/test.sh" in ci
 
 
-def test_the_readme_render_commands_work(tmp_path, run_env) -> None:
+def _bash_block(readme: str, section: str) -> str:
+    """The first bash block of a README section, without its trailing comments."""
+    block = readme.split(section, 1)[1].split("```bash", 1)[1].split("```")[0]
+    return "\n".join(line.split("  #")[0] for line in block.strip().splitlines())
+
+
+def test_the_readme_volume_and_anonymize_commands_work(tmp_path, run_env) -> None:
     import subprocess
 
     readme = (REPO / "README.md").read_text()
-    section = readme.split("## Load a series, look at it in any plane", 1)[1]
-    block = section.split("```bash", 1)[1].split("```")[0]
-    script = "set -euo pipefail\n" + "\n".join(
-        line.split("  #")[0] for line in block.strip().splitlines()
-    ).replace("workbench demo", "workbench demo --quiet")
+    script = "set -euo pipefail\n" + "\n".join([
+        _bash_block(readme, "## Load a series, look at it in any plane"),
+        _bash_block(readme, "## Export an anonymized copy"),
+    ]).replace("workbench demo", "workbench demo --quiet")
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=run_env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "coronal_mip.png").stat().st_size > 1000
     assert (tmp_path / "ct.nii.gz").stat().st_size > 1000
+    assert (tmp_path / "ct-anon" / "manifest.csv").exists() and (tmp_path / "ct-anon-map.parquet").exists()
+    assert "no identifying value of the index found" in result.stdout
