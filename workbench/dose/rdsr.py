@@ -23,6 +23,9 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from workbench.dicom import values
+from workbench.dicom.tree import Tree, read_tree
+
 #: SOP classes read as dose reports.
 DOSE_SR_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.67": "X-Ray Radiation Dose SR Storage",
@@ -82,49 +85,93 @@ class Item:
         return [child for child in self.children if child.code == code]
 
 
-def content_tree(dataset: Dataset) -> Item:
-    """The SR content as an :class:`Item` tree (PS3.3 C.17.3)."""
-    root = Item(_concept(dataset), dataset.get("ValueType", "CONTAINER"))
-    root.children = [_item(child) for child in dataset.get("ContentSequence", [])]
-    return root
+_CONCEPT_NAME = 0x0040A043
+_CONCEPT_CODE = 0x0040A168
+_CONTENT = 0x0040A730
+_VALUE_TYPE = 0x0040A040
+_MEASURED = 0x0040A300
+_UNITS = 0x004008EA
+_NUMERIC = 0x0040A30A
+_CODE_VALUES = (0x00080100, 0x00080119, 0x00080120)  # Code Value, Long and URN Code Value
+_CODE_MEANING = 0x00080104
+_SIMPLE_VALUES = {"TEXT": 0x0040A160, "UIDREF": 0x0040A124, "DATETIME": 0x0040A120, "PNAME": 0x0040A123}
 
 
-def _concept(item: Dataset) -> str:
-    names = item.get("ConceptNameCodeSequence")
-    if not names:
-        return ""
-    code = names[0]
-    return str(code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue") or "")
+class _Raw:
+    """Decoding of raw element values of one data set tree (its character set, byte order)."""
+
+    def __init__(self, tree: Tree, little: bool) -> None:
+        charset = tree.get(0x00080005)
+        self.encodings = values.python_encodings(charset[1].strip(b" \x00") if charset else None)
+        self.little = little
+
+    def text(self, tree: Tree, tag: int) -> str | None:
+        element = tree.get(tag)
+        if element is None or element[0] == "SQ":
+            return None
+        return values.decode_text(element[1], element[0] or "LO", self.encodings) or None
+
+    def number(self, tree: Tree, tag: int) -> float | None:
+        element = tree.get(tag)
+        if element is None or element[0] == "SQ" or not element[1]:
+            return None
+        return values.to_float(element[1], element[0] or "DS", self.little)
+
+    def first_item(self, tree: Tree, tag: int) -> Tree | None:
+        element = tree.get(tag)
+        return element[1][0] if element is not None and element[0] == "SQ" and element[1] else None
+
+    def code(self, item: Tree | None) -> tuple[str, str | None]:
+        if item is None:
+            return "", None
+        value = next((self.text(item, t) for t in _CODE_VALUES if self.text(item, t)), "")
+        return value, self.text(item, _CODE_MEANING)
 
 
-def _item(dataset: Dataset) -> Item:
-    value_type = str(dataset.get("ValueType", ""))
-    node = Item(_concept(dataset), value_type)
+def content_tree(dataset: Dataset | Tree, little: bool = True) -> Item:
+    """The SR content as an :class:`Item` tree (PS3.3 C.17.3).
+
+    Parameters
+    ----------
+    dataset : pydicom.Dataset or Tree
+        The report, as pydicom read it or as :func:`workbench.dicom.tree.read_tree` did.
+    """
+    tree = _as_tree(dataset)[0] if isinstance(dataset, Dataset) else dataset
+    raw = _Raw(tree, little)
+    return _item(tree, raw)
+
+
+def _as_tree(dataset: Dataset) -> tuple[Tree, bool]:
+    """A pydicom data set as a raw tree, written again in explicit VR little endian."""
+    import copy
+    import io
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    dataset = copy.copy(dataset)
+    dataset.file_meta = copy.copy(getattr(dataset, "file_meta", None) or FileMetaDataset())
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    return read_tree(buffer.getvalue())
+
+
+def _item(tree: Tree, raw: _Raw) -> Item:
+    value_type = raw.text(tree, _VALUE_TYPE) or ""
+    node = Item(raw.code(raw.first_item(tree, _CONCEPT_NAME))[0], value_type)
     if value_type == "NUM":
-        measured = dataset.get("MeasuredValueSequence")
-        if measured:
-            value = measured[0].get("NumericValue")
-            try:
-                node.value = float(value[0] if isinstance(value, (list, tuple)) or
-                                   (hasattr(value, "__len__") and not isinstance(value, str)) else value)
-            except (TypeError, ValueError):
-                node.value = None
-            units = measured[0].get("MeasurementUnitsCodeSequence")
-            node.unit = str(units[0].CodeValue) if units else None
+        measured = raw.first_item(tree, _MEASURED)
+        if measured is not None:
+            node.value = raw.number(measured, _NUMERIC)
+            node.unit = raw.code(raw.first_item(measured, _UNITS))[0] or None
     elif value_type == "CODE":
-        codes = dataset.get("ConceptCodeSequence")
-        if codes:
-            node.value = str(codes[0].get("CodeValue", ""))
-            node.meaning = str(codes[0].get("CodeMeaning", ""))
-    elif value_type == "TEXT":
-        node.value = str(dataset.get("TextValue", "")).strip()
-    elif value_type == "UIDREF":
-        node.value = str(dataset.get("UID", "")).strip()
-    elif value_type == "DATETIME":
-        node.value = str(dataset.get("DateTime", "")).strip()
-    elif value_type == "PNAME":
-        node.value = str(dataset.get("PersonName", "")).strip()
-    node.children = [_item(child) for child in dataset.get("ContentSequence", [])]
+        node.value, node.meaning = raw.code(raw.first_item(tree, _CONCEPT_CODE))
+    elif value_type in _SIMPLE_VALUES:
+        node.value = raw.text(tree, _SIMPLE_VALUES[value_type])
+    content = tree.get(_CONTENT)
+    if content is not None and content[0] == "SQ":
+        node.children = [_item(child, raw) for child in content[1]]
     return node
 
 
@@ -165,13 +212,17 @@ def _age_years(value: Any) -> float | None:
 # --- the report ----------------------------------------------------------------------------------------
 
 
-def report_rows(dataset: Dataset, source: dict[str, Any] | None = None) -> tuple[list[dict], dict]:
+def report_rows(
+    dataset: Dataset | Tree, source: dict[str, Any] | None = None, *, little: bool = True
+) -> tuple[list[dict], dict]:
     """The event rows and the study row of one dose report.
 
     Parameters
     ----------
-    dataset : pydicom.Dataset
-        An X-Ray Radiation Dose SR (or an Enhanced/Comprehensive SR holding TID 10001/10011).
+    dataset : pydicom.Dataset or Tree
+        An X-Ray Radiation Dose SR (or an Enhanced/Comprehensive SR holding TID 10001/10011),
+        as pydicom read it or as :func:`workbench.dicom.tree.read_tree` did (then ``little``
+        gives its byte order).
     source : dict, optional
         Columns to copy into every row (e.g. ``path``).
 
@@ -186,13 +237,16 @@ def report_rows(dataset: Dataset, source: dict[str, Any] | None = None) -> tuple
         When the object is not an X-Ray Radiation Dose Report (TID 10001 or 10011) or a
         value is in a unit that cannot be normalised.
     """
-    tree = content_tree(dataset)
+    if isinstance(dataset, Dataset):
+        dataset, little = _as_tree(dataset)
+    raw = _Raw(dataset, little)
+    tree = _item(dataset, raw)
     if tree.code != X_RAY_RADIATION_DOSE_REPORT:
         raise DoseReportError(
             "not an X-Ray Radiation Dose Report (TID 10001/10011): "
             f"its root concept is {tree.code or 'missing'}"
         )
-    common = _common(dataset, tree)
+    common = _common(dataset, raw, tree)
     common.update(source or {})
     if tree.find("113811") is not None or tree.all("113819"):
         events = [_ct_event(item, common) for item in tree.all("113819")]
@@ -203,25 +257,32 @@ def report_rows(dataset: Dataset, source: dict[str, Any] | None = None) -> tuple
     return events, study
 
 
-def _common(dataset: Dataset, tree: Item) -> dict[str, Any]:
+def _keyword(raw: _Raw, tree: Tree, keyword: str) -> str | None:
+    from pydicom.datadict import tag_for_keyword
+
+    return raw.text(tree, tag_for_keyword(keyword))
+
+
+def _common(dataset: Tree, raw: _Raw, tree: Item) -> dict[str, Any]:
     """Device, study and patient columns shared by the report's rows."""
-    manufacturer = _text(tree.find("121014")) or str(dataset.get("Manufacturer", "") or "") or None
-    model = _text(tree.find("121015")) or str(dataset.get("ManufacturerModelName", "") or "") or None
+    def text(keyword: str) -> str | None:
+        return _keyword(raw, dataset, keyword)
+
+    study_date = values.to_date((text("StudyDate") or "").encode())
     return {
-        "SOPInstanceUID": str(dataset.get("SOPInstanceUID", "")),
-        "StudyInstanceUID": str(dataset.get("StudyInstanceUID", "")),
-        "AccessionNumber": str(dataset.get("AccessionNumber", "") or "") or None,
-        "StudyDate": _datetime(str(dataset.get("StudyDate", "") or "")).date()
-        if dataset.get("StudyDate") and _datetime(str(dataset.StudyDate)) else None,
-        "PatientID": str(dataset.get("PatientID", "") or "") or None,
-        "PatientSex": str(dataset.get("PatientSex", "") or "") or None,
-        "patient_age_years": _age_years(dataset.get("PatientAge")),
-        "PatientSize": _float(dataset.get("PatientSize")),
-        "PatientWeight": _float(dataset.get("PatientWeight")),
-        "Manufacturer": manufacturer,
-        "ManufacturerModelName": model,
-        "StationName": str(dataset.get("StationName", "") or "") or _text(tree.find("121013")),
-        "DeviceSerialNumber": str(dataset.get("DeviceSerialNumber", "") or "") or _text(tree.find("121016")),
+        "SOPInstanceUID": text("SOPInstanceUID"),
+        "StudyInstanceUID": text("StudyInstanceUID"),
+        "AccessionNumber": text("AccessionNumber"),
+        "StudyDate": study_date,
+        "PatientID": text("PatientID"),
+        "PatientSex": text("PatientSex"),
+        "patient_age_years": _age_years(text("PatientAge")),
+        "PatientSize": _float(text("PatientSize")),
+        "PatientWeight": _float(text("PatientWeight")),
+        "Manufacturer": _text(tree.find("121014")) or text("Manufacturer"),
+        "ManufacturerModelName": _text(tree.find("121015")) or text("ManufacturerModelName"),
+        "StationName": text("StationName") or _text(tree.find("121013")),
+        "DeviceSerialNumber": text("DeviceSerialNumber") or _text(tree.find("121016")),
         "device_observer_uid": _text(tree.find("121012")),
     }
 
@@ -418,7 +479,8 @@ def philips_capture_rows(dataset: Dataset, source: dict[str, Any] | None = None)
     private ELSCINT1 (00E1,xx21) element, the study total in the same element at top level.
     Items with no CTDIvol and no DLP (the localizer's) are still events.
     """
-    common = _common(dataset, Item("", "CONTAINER"))
+    tree, little = _as_tree(dataset)
+    common = _common(tree, _Raw(tree, little), Item("", "CONTAINER"))
     common.update(source or {})
     events = []
     for item in dataset.ExposureDoseSequence:
