@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -94,6 +95,7 @@ class Anonymizer:
         self.safe_private = {(creator.strip(), element & 0xFF) for creator, element in safe_private}
         #: original -> pseudonym, for the map the user may ask for (never written in the export)
         self.replaced: dict[tuple[str, str], str] = {}
+        self._actions: dict[int, str | None] = {}
 
     # --- pseudonyms ---------------------------------------------------------------------------------
 
@@ -155,30 +157,40 @@ class Anonymizer:
         Free text not listed in the table (e.g. an SR TEXT item's Text Value) inside a sequence
         the profile replaces (D) or cleans (C) gets that action too; codes stay (they are
         vocabulary, not PHI)."""
-        private_creators = {}
-        for element in list(dataset):
-            tag = element.tag
-            if tag.group % 2 and tag.element and tag.element < 0x0100:
-                private_creators[(tag.group, tag.element)] = str(element.value or "").strip()
-        for element in list(dataset):
-            tag = element.tag
+        # Elements are looked at through their tag and VR; only those the profile changes are
+        # converted to Python values (most of a header is kept as read, untouched).
+        tags = list(dataset.keys())
+        private_creators = {
+            (tag.group, tag.element): str(dataset[tag].value or "").strip()
+            for tag in tags if tag.group % 2 and 0 < tag.element < 0x0100
+        }
+        for tag in tags:
             if tag.element == 0 and tag.group != 0x0002:
                 del dataset[tag]  # group lengths would be wrong after the changes (and are retired)
                 continue
             if tag.group % 2:
-                self._private(dataset, element, private_creators, context)
+                self._private(dataset, dataset[tag], private_creators, context)
                 continue
-            action = self.profile.action(int(tag))
+            action = self._action(int(tag))
+            if action == "K":
+                continue
+            if action == "X":
+                del dataset[tag]
+                continue
+            vr = _vr(dataset, tag)
             if action is None:
-                if element.VR == "SQ":
-                    self._items(element, context, inherited)
-                elif inherited and element.VR in _FREE_TEXT_VRS and (
-                    inherited == "C" or int(tag) not in _CODE_TAGS
-                ):
+                if vr == "SQ":
+                    self._items(dataset[tag], context, inherited)
+                elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or int(tag) not in _CODE_TAGS):
                     # Cleaning keeps codes readable; a dummy would make them meaningless.
-                    self._apply(dataset, element, inherited, context)
+                    self._apply(dataset, dataset[tag], inherited, context)
                 continue
-            self._apply(dataset, element, action, context)
+            self._apply(dataset, dataset[tag], action, context)
+
+    def _action(self, tag: int) -> str | None:
+        if tag not in self._actions:
+            self._actions[tag] = self.profile.action(tag)
+        return self._actions[tag]
 
     def _items(self, element: DataElement, context: _Context, inherited: str | None = None) -> None:
         for item in element.value or ():
@@ -280,8 +292,29 @@ class _Context:
 
 
 # Identifiers gathered from a data set to clean its free text with (besides every person name).
-_IDENTIFIERS = ("PatientID", "AccessionNumber", "InstitutionName", "InstitutionAddress", "StationName",
-                "DeviceSerialNumber", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID")
+_IDENTIFIER_TAGS = frozenset({
+    0x00100020, 0x00080050, 0x00080080, 0x00080081, 0x00081010, 0x00181000, 0x00200010,
+    0x00401001, 0x00400009,
+})  # PatientID, AccessionNumber, InstitutionName and Address, StationName, DeviceSerialNumber,
+#     StudyID, RequestedProcedureID, ScheduledProcedureStepID
+
+
+def _vr(dataset: Dataset, tag) -> str | None:
+    """The VR of an element without converting its value (from the data dictionary for implicit VR)."""
+    raw = dataset.get_item(tag)
+    if raw is not None and raw.VR:
+        return raw.VR
+    return _dictionary_vr(int(tag))
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag).split(" or ")[0]
+    except KeyError:
+        return None
 
 
 def _identifying_strings(dataset: Dataset) -> list[str]:
@@ -293,15 +326,17 @@ def _identifying_strings(dataset: Dataset) -> list[str]:
     values: set[str] = set()
 
     def visit(ds: Dataset) -> None:
-        for element in ds:
-            if element.VR == "SQ":
-                for item in element.value or ():
+        for tag in list(ds.keys()):
+            vr = _vr(ds, tag)
+            if vr == "SQ":
+                for item in ds[tag].value or ():
                     visit(item)
-            elif element.VR == "PN" and element.value:
-                for name in (element.value if isinstance(element.value, (list, tuple)) else [element.value]):
+            elif vr == "PN" and ds[tag].value:
+                value = ds[tag].value
+                for name in (value if isinstance(value, (list, tuple)) else [value]):
                     values.update(_name_spellings(str(name)))
-            elif element.keyword in _IDENTIFIERS and element.value:
-                values.add(str(element.value).strip())
+            elif int(tag) in _IDENTIFIER_TAGS and ds[tag].value:
+                values.add(str(ds[tag].value).strip())
 
     visit(dataset)
     return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)

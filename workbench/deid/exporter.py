@@ -180,7 +180,9 @@ def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tu
         encoded = _blanked(data, anonymizer, rules) if rules else _anonymized(data, anonymizer)
         target = Path(out) / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, lambda tmp: tmp.write_bytes(encoded))
+        # Not fsynced one by one (it halves the speed): a kill leaves whole files or none; the
+        # manifest, written last and durably, lists what a finished export holds.
+        write_atomic(target, lambda tmp: tmp.write_bytes(encoded), durable=False)
         return name, None
     except Exception as exc:  # noqa: BLE001 - one file's failure is listed and the export goes on
         return name, f"{type(exc).__name__}: {exc}"

@@ -52,17 +52,19 @@ class IndexLockedError(RuntimeError):
     """Another crawl is writing to the same index directory."""
 
 
-def write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write, durable: bool = True) -> None:
     """Call ``write(tmp_path)`` and rename the result onto ``path``.
 
     The rename is atomic on POSIX file systems, so ``path`` is either the old
-    file or the complete new one, whatever happens to this process.
+    file or the complete new one, whatever happens to this process. ``durable``
+    also flushes the file to disk first, so it survives a crash of the machine.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
