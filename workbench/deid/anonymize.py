@@ -139,7 +139,7 @@ class Anonymizer:
         context = _Context(
             pseudonym=self.patient(patient_id, patient_name),
             shift=self.date_shift(patient_id or patient_name),
-            phi=_identifying_strings(dataset),
+            dataset=dataset,
         )
         self._walk(dataset, context)
         dataset.PatientID = context.pseudonym
@@ -285,10 +285,17 @@ class Anonymizer:
 class _Context:
     """What the walk of one data set needs to know about its patient."""
 
-    __slots__ = ("pseudonym", "shift", "phi")
+    __slots__ = ("pseudonym", "shift", "_dataset", "_phi")
 
-    def __init__(self, pseudonym: str, shift: dt.timedelta, phi: list[str]) -> None:
-        self.pseudonym, self.shift, self.phi = pseudonym, shift, phi
+    def __init__(self, pseudonym: str, shift: dt.timedelta, dataset: Dataset) -> None:
+        self.pseudonym, self.shift, self._dataset, self._phi = pseudonym, shift, dataset, None
+
+    @property
+    def phi(self) -> list[str]:
+        """The identifying strings to clean free text of, gathered when first needed."""
+        if self._phi is None:
+            self._phi = _identifying_strings(self._dataset)
+        return self._phi
 
 
 # Identifiers gathered from a data set to clean its free text with (besides every person name).

@@ -18,6 +18,7 @@ import io
 import multiprocessing
 import os
 import secrets
+import struct
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from workbench.deid.anonymize import Anonymizer
 from workbench.dicom.header import encapsulated_end, read_header
+from workbench.dicom.writer import encode_part10
 from workbench.index.store import write_atomic
 
 #: SOP classes whose pixels commonly carry identifying text: secondary captures (dose screens),
@@ -191,23 +193,33 @@ def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tu
 def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
     """The de-identified file: a new header, and the source's pixel data element copied as is."""
     import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
 
-    header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-    _ensure_file_meta(ds, header)
-    pixels = b""
-    if header.pixel_data is not None and not header.deflated and header.little_endian:
-        start, length, vr = header.pixel_data
-        element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
-        end = encapsulated_end(data, start) if length == 0xFFFFFFFF else start + length
-        pixels = data[element_start:end]
-    elif header.pixel_data is not None:
+    header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
+    if header.deflated or not header.little_endian:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)  # deflated or big endian: pydicom writes it
         _ensure_file_meta(ds, header)
+        anonymizer.anonymize(ds)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        return buffer.getvalue()
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+    _ensure_file_meta(ds, header)
     anonymizer.anonymize(ds)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue() + pixels
+    pixels = b""
+    if header.pixel_data is not None:
+        start, length, vr = header.pixel_data
+        end = encapsulated_end(data, start) if length == 0xFFFFFFFF else start + length
+        if header.implicit_vr:  # the copy is explicit VR: give Pixel Data an explicit header
+            bits = header.elements.get(0x00280100, ("US", b"\x10\x00"))[1]
+            vr = "OW" if int.from_bytes(bits[:2] or b"\x10\x00", "little") > 8 else "OB"
+            pixels = struct.pack("<HH2sHL", 0x7FE0, 0x0010, vr.encode(), 0, length) + data[start:end]
+        else:
+            element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
+            pixels = data[element_start:end]
+    if header.implicit_vr:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return encode_part10(ds) + pixels
 
 
 def _ensure_file_meta(ds, header) -> None:

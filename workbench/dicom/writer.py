@@ -1,0 +1,85 @@
+"""Write a data set as a Part 10 file in Explicit VR Little Endian, copying untouched values as read.
+
+pydicom's writer encodes every element through its value machinery. After an anonymizer
+has changed a few elements of a header, most elements are still the raw bytes pydicom
+read: this writer copies those as they are and asks pydicom to encode only the changed
+ones (PS3.5 Section 7.1.2, explicit VR; sequences and items of undefined length, 7.5).
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
+_ITEM_END = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+_SEQUENCE_END = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+_PADDING = {"UI": b"\x00", "OB": b"\x00", "UN": b"\x00"}
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag).split(" or ")[0]
+    except KeyError:
+        return "UN"
+
+
+def _header(tag: int, vr: str, length: int) -> bytes:
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)
+
+
+def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
+    for tag in sorted(dataset.keys()):
+        raw = dataset.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.value is not None and raw.is_little_endian \
+                and (raw.VR or _dictionary_vr(int(tag))) != "SQ":
+            vr = raw.VR or _dictionary_vr(int(tag))
+            value = raw.value
+            if len(value) % 2:
+                value += _PADDING.get(vr, b" ")
+            if vr not in _LONG_VRS and len(value) > 0xFFFF:
+                vr = "UN"  # too long for a short-length VR: keep the bytes, as UN (PS3.5 6.2.2)
+            out += _header(int(tag), vr, len(value))
+            out += value
+            continue
+        element = dataset[tag]
+        if element.VR == "SQ":
+            out += _header(int(tag), "SQ", 0xFFFFFFFF)
+            for item in element.value or ():
+                out += _ITEM
+                _encode(item, out, encodings)
+                out += _ITEM_END
+            out += _SEQUENCE_END
+            continue
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, False
+        write_data_element(buffer, element, encodings)
+        out += buffer.getvalue()
+
+
+def encode_part10(dataset: Dataset) -> bytes:
+    """``dataset`` as a Part 10 file in Explicit VR Little Endian, without Pixel Data's value.
+
+    The file meta (with its Transfer Syntax UID set to Explicit VR Little Endian unless the
+    caller chose an encapsulated syntax) is written by pydicom; the data set by this module.
+    Append the Pixel Data element's encoded bytes to complete an image.
+    """
+    encodings = list(getattr(dataset, "_character_set", None) or ["iso8859"])
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    meta.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(meta, dataset.file_meta, enforce_standard=True)
+    out = bytearray(meta.getvalue())
+    _encode(dataset, out, encodings)
+    return bytes(out)
