@@ -213,6 +213,21 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     return EXIT_OK if result.clean else EXIT_FAILED_INPUTS
 
 
+def _cmd_dose(args: argparse.Namespace) -> int:
+    from workbench.dose.audit import run_audit
+
+    try:
+        audit = run_audit(open_index(args.index), args.out, ssde=args.ssde, drl_path=args.drl,
+                          quiet=args.quiet)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(audit.summary())
+    for path, member, error in audit.tables.errors[["path", "member", "error"]].itertuples(index=False):
+        where = f"{path}!{member}" if isinstance(member, str) else path
+        print(f"workbench: {where}: {error}", file=sys.stderr)
+    return EXIT_FAILED_INPUTS if audit.failed else EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -290,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", dest="index_dir", metavar="DIR", help="with --verify: the source index")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_anonymize)
+
+    p = sub.add_parser("dose", help="dose reports into tables; SSDE, DRL comparison and charts")
+    p.add_argument("index", metavar="DIR", help="index directory")
+    p.add_argument("--out", required=True, metavar="OUTDIR", help="where the tables and charts go")
+    p.add_argument("--ssde", action="store_true", help="size-specific dose from the CT images (AAPM 204/220)")
+    p.add_argument("--drl", metavar="FILE", help="a DRL table (CSV) to compare against")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_dose)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
     p.add_argument(
