@@ -142,18 +142,20 @@ def content_tree(dataset: Dataset | Tree, little: bool = True) -> Item:
 
 
 def _as_tree(dataset: Dataset) -> tuple[Tree, bool]:
-    """A pydicom data set as a raw tree, written again in explicit VR little endian."""
+    """A pydicom data set as a raw tree: written in its own encoding (deflated ones inflated)."""
     import copy
     import io
 
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
     dataset = copy.copy(dataset)
     dataset.file_meta = copy.copy(getattr(dataset, "file_meta", None) or FileMetaDataset())
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if syntax is None or syntax == DeflatedExplicitVRLittleEndian:
+        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    dataset.save_as(buffer, enforce_file_format=True)
     return read_tree(buffer.getvalue())
 
 
