@@ -34,6 +34,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     MRImageStorage,
     RLELossless,
+    XRayRadiationDoseSRStorage,
 )
 
 VERSION = "1"  # bump when the content changes on purpose (it seeds every UID)
@@ -305,15 +306,19 @@ def new_dataset(sop_class: UID, sop_instance: UID, transfer_syntax: UID | None) 
     return ds
 
 
-def add_common(ds: Dataset, patient: dict, study: dict, series: dict) -> None:
-    """Patient, General Study, Patient Study, General Series, General Equipment."""
+def add_common(ds: Dataset, patient: dict, study: dict, series: dict, image: bool = True) -> None:
+    """Patient, General Study, Patient Study, General Series, General Equipment.
+
+    With ``image=False`` (an SR document), the image-only attributes (AcquisitionDate,
+    BodyPartExamined, ProtocolName, PatientPosition) are left out."""
     if patient.get("charset"):
         ds.SpecificCharacterSet = patient["charset"]
     ds.InstanceCreationDate = study["date"]
     ds.InstanceCreationTime = series["time"]
     ds.StudyDate = study["date"]
     ds.SeriesDate = study["date"]
-    ds.AcquisitionDate = study["date"]
+    if image:
+        ds.AcquisitionDate = study["date"]
     ds.ContentDate = study["date"]
     ds.StudyTime = study["time"]
     ds.SeriesTime = series["time"]
@@ -336,11 +341,13 @@ def add_common(ds: Dataset, patient: dict, study: dict, series: dict) -> None:
     ds.PatientAge = patient["age"]
     ds.PatientSize = patient["size"]
     ds.PatientWeight = patient["weight"]
-    ds.BodyPartExamined = series["body_part"]
+    if image:
+        ds.BodyPartExamined = series["body_part"]
     ds.DeviceSerialNumber = study["equipment"]["DeviceSerialNumber"]
     ds.SoftwareVersions = study["equipment"]["SoftwareVersions"]
-    ds.ProtocolName = series.get("protocol", series["description"])
-    if "position" in series:
+    if image:
+        ds.ProtocolName = series.get("protocol", series["description"])
+    if image and "position" in series:
         ds.PatientPosition = series["position"]
     ds.StudyInstanceUID = study["uid"]
     ds.SeriesInstanceUID = series["uid"]
@@ -427,6 +434,21 @@ AX_N, AX_SIZE, AX_PIXEL, AX_STEP, AX_TOP = 30, 256, 1.5, 5.0, 50.0
 AX_ORIGIN = -(AX_SIZE - 1) / 2 * AX_PIXEL  # -191.25: pixel centres symmetric about 0
 TABLE_HEIGHT = "142"
 
+# The localizer (topogram): rows along z from LOC_TOP down, LOC_PITCH mm square pixels.
+LOC_ROWS, LOC_COLS, LOC_PITCH, LOC_TOP = 260, 256, 1.5, 160.0
+
+# Exposure parameters in the image headers; the dose report (series 99) states the same values.
+LOCALIZER_SCAN = {"kvp": "120", "ma": 35, "ms": 2800, "ctdi": 0.12, "kernel": "T20f", "thickness": "0.6"}
+AXIAL_SCAN = {"kvp": "120", "ma": 180, "ms": 500, "ctdi": 9.81, "kernel": "B30f", "thickness": "5"}
+SPIRAL = {  # the spiral acquisition of series 2 (and its reformat, series 3)
+    "RevolutionTime": 0.5,
+    "SingleCollimationWidth": 0.6,
+    "TotalCollimationWidth": 38.4,
+    "TableSpeed": 61.44,
+    "TableFeedPerRotation": 30.72,
+    "SpiralPitchFactor": 0.8,
+}
+
 
 def ct_acquisition(
     ds: Dataset, *, kvp: str, ma: int, ms: int, ctdi: float, kernel: str, thickness: str, localizer: bool
@@ -455,12 +477,8 @@ def ct_acquisition(
     phantom.CodeMeaning = "IEC Body Dosimetry Phantom"
     ds.CTDIPhantomTypeCodeSequence = [phantom]
     if not localizer:
-        ds.RevolutionTime = 0.5
-        ds.SingleCollimationWidth = 0.6
-        ds.TotalCollimationWidth = 38.4
-        ds.TableSpeed = 61.44
-        ds.TableFeedPerRotation = 30.72
-        ds.SpiralPitchFactor = 0.8
+        for keyword, value in SPIRAL.items():
+            setattr(ds, keyword, value)
     ds.AcquisitionNumber = 1
     ds.RescaleIntercept = str(CT_INTERCEPT)
     ds.RescaleSlope = "1"
@@ -473,6 +491,7 @@ def ct_acquisition(
 
 def make_patient1(out: Path, written: list[Path]) -> None:
     study_dir = out / P1["id"] / "20240312_CT_ABDOMEN"
+    evidence: dict[str, list[str]] = {}  # SeriesInstanceUID -> SOPInstanceUIDs, for the dose report
 
     # ---- Series 1: localizer (AP topogram, coronal plane) ------------------------------
     series = {
@@ -485,8 +504,8 @@ def make_patient1(out: Path, written: list[Path]) -> None:
         "position": "HFS",
         "time": "094112",
     }
-    rows, cols, pitch = 260, 256, 1.5
-    z_top = 160.0
+    rows, cols, pitch = LOC_ROWS, LOC_COLS, LOC_PITCH
+    z_top = LOC_TOP
     zs = z_top - pitch * np.arange(rows)
     xs = AX_ORIGIN + pitch * np.arange(cols)
     ys = -130.0 + 2.0 * np.arange(131)  # 2 mm steps through the body and the table
@@ -499,7 +518,7 @@ def make_patient1(out: Path, written: list[Path]) -> None:
     add_common(ds, P1, P1_STUDY, series)
     ds.ContentTime = time_plus(series["time"], 4)
     ds.AcquisitionTime = time_plus(series["time"], 0)
-    ct_acquisition(ds, kvp="120", ma=35, ms=2800, ctdi=0.12, kernel="T20f", thickness="0.6", localizer=True)
+    ct_acquisition(ds, **LOCALIZER_SCAN, localizer=True)
     ds.InstanceNumber = 1
     ds.PatientOrientation = ["L", "F"]
     ds.ImagePositionPatient = [ds_str(xs[0]), "0", ds_str(z_top)]
@@ -511,6 +530,7 @@ def make_patient1(out: Path, written: list[Path]) -> None:
     ds.WindowWidth = "2400"
     set_native_pixels(ds, loc)
     write(ds, study_dir / "1_Topogram" / "IM-0001-0001.dcm", written)
+    evidence.setdefault(series["uid"], []).append(sop)
 
     # ---- Series 2: axial 5 mm (file names from a hash, not in slice order) -------------
     series = {
@@ -535,9 +555,7 @@ def make_patient1(out: Path, written: list[Path]) -> None:
         add_common(ds, P1, P1_STUDY, series)
         ds.ContentTime = time_plus(series["time"], 12 + 0.25 * k)
         ds.AcquisitionTime = time_plus(series["time"], 0.08 * k)
-        ct_acquisition(
-            ds, kvp="120", ma=180, ms=500, ctdi=9.81, kernel="B30f", thickness="5", localizer=False
-        )
+        ct_acquisition(ds, **AXIAL_SCAN, localizer=False)
         ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = [ds_str(AX_ORIGIN), ds_str(AX_ORIGIN), ds_str(z)]
         ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
@@ -550,6 +568,7 @@ def make_patient1(out: Path, written: list[Path]) -> None:
         set_native_pixels(ds, pixels)
         name = hashlib.sha1(str(sop).encode()).hexdigest()[:8].upper() + ".dcm"
         write(ds, study_dir / "2_Abdomen_5.0_B30f" / name, written)
+        evidence.setdefault(series["uid"], []).append(sop)
 
     # ---- Series 3: coronal reformat, RLE Lossless --------------------------------------
     series = {
@@ -578,9 +597,7 @@ def make_patient1(out: Path, written: list[Path]) -> None:
         ds.ContentTime = time_plus(series["time"], 0.5 * k)
         ds.AcquisitionTime = time_plus("094205", 0)
         ds.DerivationDescription = "Coronal multiplanar reformat, 5 mm average"
-        ct_acquisition(
-            ds, kvp="120", ma=180, ms=500, ctdi=9.81, kernel="B30f", thickness="5", localizer=False
-        )
+        ct_acquisition(ds, **AXIAL_SCAN, localizer=False)
         ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = [ds_str(AX_ORIGIN), ds_str(y), ds_str(cor_top)]
         ds.ImageOrientationPatient = ["1", "0", "0", "0", "0", "-1"]
@@ -593,6 +610,290 @@ def make_patient1(out: Path, written: list[Path]) -> None:
         ds.PixelData = encapsulate([rle_frame(pixels)])
         ds["PixelData"].VR = "OB"
         write(ds, study_dir / "3_Abdomen_COR_5.0_B30f" / f"IM-0003-{k + 1:04d}.dcm", written)
+        evidence.setdefault(series["uid"], []).append(sop)
+
+    make_dose_report(study_dir, evidence, written)
+
+
+# --------------------------------------------------------------------------------------
+# Patient 1: the CT Radiation Dose SR of the study (PS3.16 TID 10011)
+# --------------------------------------------------------------------------------------
+
+# Codes of TID 10011 "CT Radiation Dose" and the templates it includes (1002/1004 observer
+# context, 10012 accumulated dose, 10013 irradiation event, 10014 scanning length), as
+# (value, scheme, meaning) with the meanings the templates give. SNOMED CT (SCT) codes stand
+# for the retired SNOMED RT (SRT) ones: P5-08000 = 77477000, P5-08001 = 116152004,
+# T-D4000 = 818981001. Written out here rather than looked up in pydicom's code dictionary, so
+# the bytes do not depend on the pydicom version; tests/data checks them against that dictionary.
+DOSE_CODES = {
+    "XRayRadiationDoseReport": ("113701", "DCM", "X-Ray Radiation Dose Report"),
+    "ProcedureReported": ("121058", "DCM", "Procedure reported"),
+    "ComputedTomographyXRay": ("77477000", "SCT", "Computed Tomography X-Ray"),
+    "HasIntent": ("363703001", "SCT", "Has Intent"),
+    "DiagnosticIntent": ("261004008", "SCT", "Diagnostic Intent"),
+    "ObserverType": ("121005", "DCM", "Observer Type"),
+    "Device": ("121007", "DCM", "Device"),
+    "DeviceObserverUID": ("121012", "DCM", "Device Observer UID"),
+    "DeviceObserverName": ("121013", "DCM", "Device Observer Name"),
+    "DeviceObserverManufacturer": ("121014", "DCM", "Device Observer Manufacturer"),
+    "DeviceObserverModelName": ("121015", "DCM", "Device Observer Model Name"),
+    "DeviceObserverSerialNumber": ("121016", "DCM", "Device Observer Serial Number"),
+    "StartOfXRayIrradiation": ("113809", "DCM", "Start of X-Ray Irradiation"),
+    "EndOfXRayIrradiation": ("113810", "DCM", "End of X-Ray Irradiation"),
+    "ScopeOfAccumulation": ("113705", "DCM", "Scope of Accumulation"),
+    "Study": ("113014", "DCM", "Study"),
+    "StudyInstanceUID": ("110180", "DCM", "Study Instance UID"),
+    "CTAccumulatedDoseData": ("113811", "DCM", "CT Accumulated Dose Data"),
+    "TotalNumberOfIrradiationEvents": ("113812", "DCM", "Total Number of Irradiation Events"),
+    "CTDoseLengthProductTotal": ("113813", "DCM", "CT Dose Length Product Total"),
+    "CTAcquisition": ("113819", "DCM", "CT Acquisition"),
+    "AcquisitionProtocol": ("125203", "DCM", "Acquisition Protocol"),
+    "TargetRegion": ("123014", "DCM", "Target Region"),
+    "Abdomen": ("818981001", "SCT", "Abdomen"),
+    "CTAcquisitionType": ("113820", "DCM", "CT Acquisition Type"),
+    "ConstantAngleAcquisition": ("113805", "DCM", "Constant Angle Acquisition"),
+    "SpiralAcquisition": ("116152004", "SCT", "Spiral Acquisition"),
+    "IrradiationEventUID": ("113769", "DCM", "Irradiation Event UID"),
+    "CTAcquisitionParameters": ("113822", "DCM", "CT Acquisition Parameters"),
+    "ExposureTime": ("113824", "DCM", "Exposure Time"),
+    "ScanningLength": ("113825", "DCM", "Scanning Length"),
+    "NominalSingleCollimationWidth": ("113826", "DCM", "Nominal Single Collimation Width"),
+    "NominalTotalCollimationWidth": ("113827", "DCM", "Nominal Total Collimation Width"),
+    "PitchFactor": ("113828", "DCM", "Pitch Factor"),
+    "NumberOfXRaySources": ("113823", "DCM", "Number of X-Ray Sources"),
+    "CTXRaySourceParameters": ("113831", "DCM", "CT X-Ray Source Parameters"),
+    "IdentificationOfTheXRaySource": ("113832", "DCM", "Identification of the X-Ray Source"),
+    "KVP": ("113733", "DCM", "KVP"),
+    "MaximumXRayTubeCurrent": ("113833", "DCM", "Maximum X-Ray Tube Current"),
+    "XRayTubeCurrent": ("113734", "DCM", "X-Ray Tube Current"),
+    "ExposureTimePerRotation": ("113834", "DCM", "Exposure Time per Rotation"),
+    "CTDose": ("113829", "DCM", "CT Dose"),
+    "MeanCTDIvol": ("113830", "DCM", "Mean CTDIvol"),
+    "CTDIwPhantomType": ("113835", "DCM", "CTDIw Phantom Type"),
+    "IECBodyDosimetryPhantom": ("113691", "DCM", "IEC Body Dosimetry Phantom"),
+    "DLP": ("113838", "DCM", "DLP"),
+    "SourceOfDoseInformation": ("113854", "DCM", "Source of Dose Information"),
+    "AutomatedDataCollection": ("113856", "DCM", "Automated Data Collection"),
+}
+
+# Units (UCUM), with the code meanings of the templates.
+UCUM_UNITS = {
+    unit: (unit, "UCUM", meaning)
+    for unit, meaning in [
+        ("mGy", "mGy"),
+        ("mGy.cm", "mGy.cm"),
+        ("s", "s"),
+        ("mm", "mm"),
+        ("kV", "kV"),
+        ("mA", "mA"),
+        ("{ratio}", "ratio"),
+        ("{events}", "events"),
+        ("{X-Ray sources}", "X-Ray sources"),
+    ]
+}
+
+
+def ct_irradiation_events() -> list[dict]:
+    """The two irradiation events of the CT study, from the values in the image headers.
+
+    Scanning length: the localizer's extent along z (rows x pixel spacing); for the spiral,
+    the z extent of the axial slice centres plus one slice thickness. DLP = CTDIvol x
+    scanning length / 10 (mGy.cm, the length in cm)."""
+    events = []
+    loc_length = LOC_ROWS * LOC_PITCH  # 390 mm
+    ax_length = (AX_N - 1) * AX_STEP + float(AXIAL_SCAN["thickness"])  # 145 + 5 = 150 mm
+    for number, scan, length, spiral, start in [
+        (1, LOCALIZER_SCAN, loc_length, False, "094112"),
+        (2, AXIAL_SCAN, ax_length, True, "094205"),
+    ]:
+        if spiral:  # beam on while the table travels the scanning length
+            exposure_time = round(length / SPIRAL["TableSpeed"], 2)
+            collimation = (SPIRAL["SingleCollimationWidth"], SPIRAL["TotalCollimationWidth"])
+        else:  # a topogram: the tube stands still, one detector row wide
+            exposure_time = scan["ms"] / 1000
+            collimation = (float(scan["thickness"]), float(scan["thickness"]))
+        events.append(
+            {
+                "uid": uid("WB-0001", "irradiation-event", number),
+                "spiral": spiral,
+                "protocol": "Abdomen Routine",
+                "start": start,
+                "exposure_time": exposure_time,
+                "length": length,
+                "collimation": collimation,
+                "kvp": float(scan["kvp"]),
+                "ma": float(scan["ma"]),
+                "ctdivol": scan["ctdi"],
+                "dlp": round(scan["ctdi"] * length / 10.0, 2),
+            }
+        )
+    return events
+
+
+def sr_code(code: tuple[str, str, str]) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code
+    return item
+
+
+def sr_item(
+    relationship: str, value_type: str, concept: str, value=None, unit: str | None = None, children=()
+) -> Dataset:
+    """One SR content item (PS3.3 C.17.3); `concept` and CODE values are keys of DOSE_CODES."""
+    item = Dataset()
+    item.RelationshipType = relationship
+    item.ValueType = value_type
+    item.ConceptNameCodeSequence = [sr_code(DOSE_CODES[concept])]
+    if value_type == "CODE":
+        item.ConceptCodeSequence = [sr_code(DOSE_CODES[value])]
+    elif value_type == "TEXT":
+        item.TextValue = value
+    elif value_type == "UIDREF":
+        item.UID = value
+    elif value_type == "DATETIME":
+        item.DateTime = value
+    elif value_type == "NUM":
+        measured = Dataset()
+        measured.MeasurementUnitsCodeSequence = [sr_code(UCUM_UNITS[unit])]
+        measured.NumericValue = ds_str(value)
+        item.MeasuredValueSequence = [measured]
+    elif value_type == "CONTAINER":
+        item.ContinuityOfContent = "SEPARATE"
+    else:
+        raise ValueError(value_type)
+    if children:
+        item.ContentSequence = list(children)
+    return item
+
+
+def ct_acquisition_item(event: dict) -> Dataset:
+    """TID 10013 CT Irradiation Event Data, with TID 10014 Scanning Length."""
+    source = [
+        sr_item("CONTAINS", "TEXT", "IdentificationOfTheXRaySource", "A"),
+        sr_item("CONTAINS", "NUM", "KVP", event["kvp"], "kV"),
+        sr_item("CONTAINS", "NUM", "MaximumXRayTubeCurrent", event["ma"], "mA"),
+        sr_item("CONTAINS", "NUM", "XRayTubeCurrent", event["ma"], "mA"),
+    ]
+    parameters = [
+        sr_item("CONTAINS", "NUM", "ExposureTime", event["exposure_time"], "s"),
+        sr_item("CONTAINS", "NUM", "ScanningLength", event["length"], "mm"),
+        sr_item("CONTAINS", "NUM", "NominalSingleCollimationWidth", event["collimation"][0], "mm"),
+        sr_item("CONTAINS", "NUM", "NominalTotalCollimationWidth", event["collimation"][1], "mm"),
+    ]
+    if event["spiral"]:
+        parameters.append(sr_item("CONTAINS", "NUM", "PitchFactor", SPIRAL["SpiralPitchFactor"], "{ratio}"))
+        source.append(sr_item("CONTAINS", "NUM", "ExposureTimePerRotation", SPIRAL["RevolutionTime"], "s"))
+    parameters += [
+        sr_item("CONTAINS", "NUM", "NumberOfXRaySources", 1, "{X-Ray sources}"),
+        sr_item("CONTAINS", "CONTAINER", "CTXRaySourceParameters", children=source),
+    ]
+    dose = [
+        sr_item("CONTAINS", "NUM", "MeanCTDIvol", event["ctdivol"], "mGy"),
+        sr_item("CONTAINS", "CODE", "CTDIwPhantomType", "IECBodyDosimetryPhantom"),
+        sr_item("CONTAINS", "NUM", "DLP", event["dlp"], "mGy.cm"),
+    ]
+    kind = "SpiralAcquisition" if event["spiral"] else "ConstantAngleAcquisition"
+    return sr_item(
+        "CONTAINS",
+        "CONTAINER",
+        "CTAcquisition",
+        children=[
+            sr_item("CONTAINS", "TEXT", "AcquisitionProtocol", event["protocol"]),
+            sr_item("CONTAINS", "CODE", "TargetRegion", "Abdomen"),
+            sr_item("CONTAINS", "CODE", "CTAcquisitionType", kind),
+            sr_item("CONTAINS", "UIDREF", "IrradiationEventUID", event["uid"]),
+            sr_item("CONTAINS", "CONTAINER", "CTAcquisitionParameters", children=parameters),
+            sr_item("CONTAINS", "CONTAINER", "CTDose", children=dose),
+        ],
+    )
+
+
+def make_dose_report(study_dir: Path, evidence: dict[str, list[str]], written: list[Path]) -> None:
+    """Series 99: an X-Ray Radiation Dose SR (TID 10011 CT Radiation Dose) of the CT study."""
+    series = {
+        "uid": uid("WB-0001", "series", 99),
+        "number": 99,
+        "modality": "SR",
+        "description": "Dose Report",
+        "time": "094215",
+    }
+    events = ct_irradiation_events()
+    date = P1_STUDY["date"]
+    start = date + time_plus(events[0]["start"], 0)
+    end = date + time_plus(events[-1]["start"], events[-1]["exposure_time"])
+    equipment = P1_STUDY["equipment"]
+    device_uid = uid("device", equipment["DeviceSerialNumber"])
+
+    sop = uid("WB-0001", "instance", 99, 1)
+    ds = new_dataset(XRayRadiationDoseSRStorage, sop, ExplicitVRLittleEndian)
+    add_common(ds, P1, P1_STUDY, series, image=False)
+    ds.ContentTime = series["time"]
+    ds.InstanceNumber = 1
+    ds.ReferencedPerformedProcedureStepSequence = []
+    ds.CompletionFlag = "COMPLETE"
+    ds.VerificationFlag = "UNVERIFIED"
+    ds.PerformedProcedureCodeSequence = []
+    referenced_series = []
+    for series_uid, instances in evidence.items():
+        item = Dataset()
+        item.SeriesInstanceUID = series_uid
+        item.ReferencedSOPSequence = []
+        for instance_uid in instances:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = CTImageStorage
+            ref.ReferencedSOPInstanceUID = instance_uid
+            item.ReferencedSOPSequence.append(ref)
+        referenced_series.append(item)
+    study = Dataset()
+    study.StudyInstanceUID = P1_STUDY["uid"]
+    study.ReferencedSeriesSequence = referenced_series
+    ds.CurrentRequestedProcedureEvidenceSequence = [study]
+
+    # SR Document Content: the root container of TID 10011.
+    ds.ValueType = "CONTAINER"
+    ds.ConceptNameCodeSequence = [sr_code(DOSE_CODES["XRayRadiationDoseReport"])]
+    ds.ContinuityOfContent = "SEPARATE"
+    template = Dataset()
+    template.MappingResource = "DCMR"
+    template.TemplateIdentifier = "10011"
+    ds.ContentTemplateSequence = [template]
+    total_dlp = round(sum(e["dlp"] for e in events), 2)
+    ds.ContentSequence = [
+        sr_item(
+            "HAS CONCEPT MOD",
+            "CODE",
+            "ProcedureReported",
+            "ComputedTomographyXRay",
+            children=[sr_item("HAS CONCEPT MOD", "CODE", "HasIntent", "DiagnosticIntent")],
+        ),
+        sr_item("HAS OBS CONTEXT", "CODE", "ObserverType", "Device"),
+        sr_item("HAS OBS CONTEXT", "UIDREF", "DeviceObserverUID", device_uid),
+        sr_item("HAS OBS CONTEXT", "TEXT", "DeviceObserverName", equipment["StationName"]),
+        sr_item("HAS OBS CONTEXT", "TEXT", "DeviceObserverManufacturer", equipment["Manufacturer"]),
+        sr_item("HAS OBS CONTEXT", "TEXT", "DeviceObserverModelName", equipment["ManufacturerModelName"]),
+        sr_item("HAS OBS CONTEXT", "TEXT", "DeviceObserverSerialNumber", equipment["DeviceSerialNumber"]),
+        sr_item("HAS OBS CONTEXT", "DATETIME", "StartOfXRayIrradiation", start),
+        sr_item("HAS OBS CONTEXT", "DATETIME", "EndOfXRayIrradiation", end),
+        sr_item(
+            "HAS OBS CONTEXT",
+            "CODE",
+            "ScopeOfAccumulation",
+            "Study",
+            children=[sr_item("HAS PROPERTIES", "UIDREF", "StudyInstanceUID", P1_STUDY["uid"])],
+        ),
+        sr_item(
+            "CONTAINS",
+            "CONTAINER",
+            "CTAccumulatedDoseData",
+            children=[
+                sr_item("CONTAINS", "NUM", "TotalNumberOfIrradiationEvents", len(events), "{events}"),
+                sr_item("CONTAINS", "NUM", "CTDoseLengthProductTotal", total_dlp, "mGy.cm"),
+            ],
+        ),
+        *(ct_acquisition_item(event) for event in events),
+        sr_item("CONTAINS", "CODE", "SourceOfDoseInformation", "AutomatedDataCollection"),
+    ]
+    write(ds, study_dir / "99_Dose_Report" / "SR000001.dcm", written)
 
 
 # --------------------------------------------------------------------------------------

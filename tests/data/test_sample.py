@@ -24,6 +24,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     MRImageStorage,
     RLELossless,
+    XRayRadiationDoseSRStorage,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ TOOL_HINT = (
 CT_STUDY = SAMPLE / "WB-0001" / "20240312_CT_ABDOMEN"
 MR_SERIES = SAMPLE / "WB-0002" / "20240506_MR_SCHAEDEL" / "3_t1_se_sag"
 NO_PREAMBLE = SAMPLE / "WB-0003" / "20240918_CR_CHEST" / "1_Chest_PA" / "CR000001"
+DOSE_REPORT = CT_STUDY / "99_Dose_Report" / "SR000001.dcm"
 
 
 def sample_files() -> list[Path]:
@@ -151,6 +153,7 @@ EXPECTED_IOD = {
     CTImageStorage: "CTImage",
     MRImageStorage: "MRImage",
     ComputedRadiographyImageStorage: "CRImage",
+    XRayRadiationDoseSRStorage: "XRayRadiationDoseSR",
 }
 
 
@@ -312,6 +315,192 @@ def test_coronal_rle_agrees_with_axial(axial, coronal):
         for ds in (slice_at(coronal, y), slice_at(axial, z)):
             value = mean_at(ds, point)
             assert abs(value - expected) <= 12, f"{ds.path.name} at {point}: {value:.0f}"
+
+
+# ------------------------------------------------------------------------------------------
+# Patient 1: the CT Radiation Dose SR (TID 10011) against the CT image headers
+# ------------------------------------------------------------------------------------------
+
+
+def sr_code(item) -> tuple[str, str]:
+    return str(item.CodeValue), str(item.CodingSchemeDesignator)
+
+
+def sr_children(item, concept: tuple[str, str]) -> list:
+    """The direct content items of `item` whose concept name is `concept` (value, scheme)."""
+    return [
+        child
+        for child in getattr(item, "ContentSequence", [])
+        if sr_code(child.ConceptNameCodeSequence[0]) == concept
+    ]
+
+
+def sr_child(item, concept: tuple[str, str]):
+    found = sr_children(item, concept)
+    assert len(found) == 1, f"expected one {concept} item, found {len(found)}"
+    return found[0]
+
+
+def sr_num(item, concept: tuple[str, str], unit: str) -> float:
+    """The value of the NUM child `concept`, which must be in the UCUM unit `unit`."""
+    child = sr_child(item, concept)
+    assert child.ValueType == "NUM"
+    measured = child.MeasuredValueSequence[0]
+    assert sr_code(measured.MeasurementUnitsCodeSequence[0]) == (unit, "UCUM"), concept
+    return float(measured.NumericValue)
+
+
+def sr_walk(item):
+    for child in getattr(item, "ContentSequence", []):
+        yield child
+        yield from sr_walk(child)
+
+
+@pytest.fixture(scope="module")
+def dose_report() -> pydicom.Dataset:
+    assert DOSE_REPORT.is_file(), f"{DOSE_REPORT} is missing: run `{REGENERATE}`"
+    return pydicom.dcmread(DOSE_REPORT)
+
+
+def test_dose_report_belongs_to_the_ct_study(dose_report, axial, coronal):
+    ds = dose_report
+    localizer = load_series(series_dir("1_"))
+    ct = axial[0]
+    assert ds.SOPClassUID == XRayRadiationDoseSRStorage and ds.Modality == "SR"
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert (ds.SeriesNumber, ds.SeriesDescription) == (99, "Dose Report")
+    assert ds.SeriesInstanceUID not in {s.SeriesInstanceUID for s in localizer + axial + coronal}
+    for keyword in (
+        "StudyInstanceUID",
+        "AccessionNumber",
+        "StudyDate",
+        "StudyID",
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "StationName",
+        "DeviceSerialNumber",
+        "InstitutionName",
+    ):
+        assert ds[keyword].value == ct[keyword].value, keyword
+    assert (ds.CompletionFlag, ds.VerificationFlag) == ("COMPLETE", "UNVERIFIED")
+    assert "ReferencedPerformedProcedureStepSequence" in ds and "PerformedProcedureCodeSequence" in ds
+    # The evidence lists every CT instance of the study, by series.
+    (study,) = ds.CurrentRequestedProcedureEvidenceSequence
+    assert study.StudyInstanceUID == ct.StudyInstanceUID
+    referenced = {
+        (series.SeriesInstanceUID, ref.ReferencedSOPInstanceUID, ref.ReferencedSOPClassUID)
+        for series in study.ReferencedSeriesSequence
+        for ref in series.ReferencedSOPSequence
+    }
+    expected = {(i.SeriesInstanceUID, i.SOPInstanceUID, i.SOPClassUID) for i in localizer + axial + coronal}
+    assert referenced == expected
+    # The observer is the CT scanner.
+    assert sr_code(sr_child(ds, ("121005", "DCM")).ConceptCodeSequence[0]) == ("121007", "DCM")
+    for concept, keyword in [
+        ("121013", "StationName"),
+        ("121014", "Manufacturer"),
+        ("121015", "ManufacturerModelName"),
+        ("121016", "DeviceSerialNumber"),
+    ]:
+        assert sr_child(ds, (concept, "DCM")).TextValue == ct[keyword].value, keyword
+    scope = sr_child(ds, ("113705", "DCM"))
+    assert sr_code(scope.ConceptCodeSequence[0]) == ("113014", "DCM")  # Study
+    assert sr_child(scope, ("110180", "DCM")).UID == ct.StudyInstanceUID
+
+
+def test_dose_report_is_tid_10011_with_known_codes(dose_report):
+    ds = dose_report
+    assert sr_code(ds.ConceptNameCodeSequence[0]) == ("113701", "DCM")
+    (template,) = ds.ContentTemplateSequence
+    assert (template.MappingResource, template.TemplateIdentifier) == ("DCMR", "10011")
+    procedure = sr_child(ds, ("121058", "DCM"))
+    assert sr_code(procedure.ConceptCodeSequence[0]) == ("77477000", "SCT")  # CT X-Ray
+    # Every DCM and SCT code (concept names and coded values) is one pydicom knows.
+    from pydicom.sr.codedict import codes
+
+    known = set()
+    for scheme in ("DCM", "SCT"):
+        collection = getattr(codes, scheme)
+        known |= {(c.value, c.scheme_designator) for c in map(collection.__getattr__, collection.dir())}
+    used = set()
+    for item in sr_walk(ds):
+        used.add(sr_code(item.ConceptNameCodeSequence[0]))
+        if item.ValueType == "CODE":
+            used.add(sr_code(item.ConceptCodeSequence[0]))
+        if item.ValueType == "NUM":
+            unit = item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0]
+            assert unit.CodingSchemeDesignator == "UCUM"
+    assert not {c for c in used if c[1] not in ("DCM", "SCT")}, used
+    assert used <= known, f"codes pydicom does not know: {sorted(used - known)}"
+
+
+def test_dose_report_values_agree_with_the_ct_headers(dose_report, axial, coronal):
+    """CTDIvol, scanning length and DLP of each irradiation event, from the image headers."""
+    ds = dose_report
+    (topogram,) = load_series(series_dir("1_"))
+    events = sr_children(ds, ("113819", "DCM"))  # CT Acquisition
+    assert len(events) == 2
+    by_type = {sr_code(sr_child(e, ("113820", "DCM")).ConceptCodeSequence[0]): e for e in events}
+    localizer_event = by_type[("113805", "DCM")]  # Constant Angle Acquisition
+    spiral_event = by_type[("116152004", "SCT")]  # Spiral Acquisition
+    assert len({sr_child(e, ("113769", "DCM")).UID for e in events}) == 2  # Irradiation Event UID
+
+    # The spiral: one acquisition behind both the axial series and its coronal reformat.
+    for keyword in ("CTDIvol", "KVP", "XRayTubeCurrent", "SpiralPitchFactor", "RevolutionTime"):
+        assert len({float(i[keyword].value) for i in axial + coronal}) == 1, keyword
+    z = [float(i.ImagePositionPatient[2]) for i in axial]
+    expected_length = max(z) - min(z) + float(axial[0].SliceThickness)  # 145 + 5 mm
+    parameters = sr_child(spiral_event, ("113822", "DCM"))
+    source = sr_child(parameters, ("113831", "DCM"))
+    dose = sr_child(spiral_event, ("113829", "DCM"))
+    ctdivol = sr_num(dose, ("113830", "DCM"), "mGy")
+    length = sr_num(parameters, ("113825", "DCM"), "mm")
+    dlp = sr_num(dose, ("113838", "DCM"), "mGy.cm")
+    assert ctdivol == float(axial[0].CTDIvol)
+    assert length == pytest.approx(expected_length) and length == 150.0
+    assert dlp == pytest.approx(ctdivol * length / 10, abs=0.01)
+    assert sr_num(parameters, ("113828", "DCM"), "{ratio}") == float(axial[0].SpiralPitchFactor)
+    assert sr_num(parameters, ("113826", "DCM"), "mm") == float(axial[0].SingleCollimationWidth)
+    assert sr_num(parameters, ("113827", "DCM"), "mm") == float(axial[0].TotalCollimationWidth)
+    assert sr_num(source, ("113733", "DCM"), "kV") == float(axial[0].KVP)
+    assert sr_num(source, ("113734", "DCM"), "mA") == float(axial[0].XRayTubeCurrent)
+    assert sr_num(source, ("113833", "DCM"), "mA") >= float(axial[0].XRayTubeCurrent)
+    assert sr_num(source, ("113834", "DCM"), "s") == float(axial[0].RevolutionTime)
+    phantom = sr_child(dose, ("113835", "DCM")).ConceptCodeSequence[0]
+    assert sr_code(phantom) == sr_code(axial[0].CTDIPhantomTypeCodeSequence[0])
+
+    # The localizer: its length along z is its rows times the row spacing.
+    parameters = sr_child(localizer_event, ("113822", "DCM"))
+    source = sr_child(parameters, ("113831", "DCM"))
+    dose = sr_child(localizer_event, ("113829", "DCM"))
+    loc_ctdivol = sr_num(dose, ("113830", "DCM"), "mGy")
+    loc_length = sr_num(parameters, ("113825", "DCM"), "mm")
+    loc_dlp = sr_num(dose, ("113838", "DCM"), "mGy.cm")
+    assert loc_ctdivol == float(topogram.CTDIvol)
+    assert loc_length == pytest.approx(topogram.Rows * float(topogram.PixelSpacing[0]))
+    assert loc_dlp == pytest.approx(loc_ctdivol * loc_length / 10, abs=0.01)
+    assert sr_num(parameters, ("113824", "DCM"), "s") == float(topogram.ExposureTime) / 1000
+    assert sr_num(source, ("113733", "DCM"), "kV") == float(topogram.KVP)
+    assert sr_num(source, ("113734", "DCM"), "mA") == float(topogram.XRayTubeCurrent)
+    assert not sr_children(parameters, ("113828", "DCM")), "a topogram has no pitch"
+
+    # Accumulated: two events, the total DLP is their sum.
+    accumulated = sr_child(ds, ("113811", "DCM"))
+    assert sr_num(accumulated, ("113812", "DCM"), "{events}") == 2
+    total = sr_num(accumulated, ("113813", "DCM"), "mGy.cm")
+    assert total == pytest.approx(dlp + loc_dlp, abs=0.01)
+    # The values data/README.md states.
+    assert (ctdivol, length, dlp, total) == (9.81, 150.0, 147.15, 151.83)
+    assert (loc_ctdivol, loc_length, loc_dlp) == (0.12, 390.0, 4.68)
+    # The irradiation spans the topogram start to the spiral end, on the study date.
+    start = sr_child(ds, ("113809", "DCM")).DateTime
+    end = sr_child(ds, ("113810", "DCM")).DateTime
+    assert start.startswith(ds.StudyDate) and start < end
+    assert start[8:14] == str(topogram.AcquisitionTime)[:6]
 
 
 # ------------------------------------------------------------------------------------------

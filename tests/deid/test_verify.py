@@ -95,8 +95,8 @@ def test_phi_values_holds_the_identifying_values_read_from_the_files(phi: list[P
         assert kind_of[ds.PatientBirthDate] == "PatientBirthDate"
         assert kind_of[ds.StudyDate] == "StudyDate"  # SeriesDate, ContentDate... are the same value
         seen_sop.add(ds.SOPInstanceUID)
-    assert len(seen_sop) == 72
-    assert sum(v.kind == "SOPInstanceUID" for v in phi) == 72
+    assert len(seen_sop) == len(sample_files())
+    assert sum(v.kind == "SOPInstanceUID" for v in phi) == len(sample_files())
     pairs = {(v.kind, v.value) for v in phi}
     # The MR patient's name (Latin-1 in the file), its components and other spellings.
     assert str(read(MR).PatientName) == "MÜLLER^JOSÉ"
@@ -145,7 +145,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_copy_of_the_originals_is_caught_by_the_elements_and_by_the_bytes(copy: Path, phi) -> None:
     elements = verify_export(copy, phi, looks=("elements",))
     assert KINDS | {"StudyID"} <= {f.kind for f in elements}
-    assert len({f.path for f in elements}) == 72  # every file
+    assert len({f.path for f in elements}) == len(sample_files())  # every file
     assert ("(0010,0010) PatientName", "PatientName") in where_kind(elements)
     assert ("(0002,0003) MediaStorageSOPInstanceUID", "SOPInstanceUID") in where_kind(elements)  # file meta
     assert ("(0008,0023) ContentDate", "StudyDate") in where_kind(elements)
@@ -154,7 +154,7 @@ def test_copy_of_the_originals_is_caught_by_the_elements_and_by_the_bytes(copy: 
     assert all(f.where.startswith("bytes at ") for f in found_bytes)
     assert KINDS <= {f.kind for f in found_bytes}
     assert "StudyID" not in {f.kind for f in found_bytes}  # "4711" is under 5 bytes: elements only
-    assert len({f.path for f in found_bytes}) == 72
+    assert len({f.path for f in found_bytes}) == len(sample_files())
 
     # All looks together: a value the elements look reports is not reported again by the bytes look.
     both = verify_export(copy, phi)
@@ -165,7 +165,7 @@ def test_copy_of_the_originals_is_caught_by_the_elements_and_by_the_bytes(copy: 
 
 def test_a_process_pool_gives_the_same_findings(copy: Path, phi, monkeypatch: pytest.MonkeyPatch) -> None:
     serial = verify_export(copy, phi, workers=1)
-    monkeypatch.setattr(verify, "_FILES_PER_WORKER", 8)  # a pool for the 72 files
+    monkeypatch.setattr(verify, "_FILES_PER_WORKER", 8)  # a pool for the sample's files
     assert verify_export(copy, phi, workers=2) == serial
 
 

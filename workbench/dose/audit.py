@@ -123,25 +123,26 @@ def run_audit(
 
 
 def _add_ssde(index, audit: Audit) -> None:
-    from workbench.dose.ssde import series_ssde
+    """Dw from each linked series (once per series) and SSDE = f(mean Dw) x CTDIvol per event."""
+    import numpy as np
+
+    from workbench.dose.ssde import conversion_factor, water_equivalent_diameters
     from workbench.volume import load_series
 
     events = audit.tables.events
     events["ssde_series_uid"] = link_series(events, audit.header, index.series)
-    results = {}
-    for uid in events["ssde_series_uid"].dropna().unique():
-        volume = load_series(index, uid)
-        results[uid] = volume
-    dw, ssde_values, factors = [], [], []
+    mean_dw = {uid: float(np.nanmean(water_equivalent_diameters(load_series(index, uid))))
+               for uid in events["ssde_series_uid"].dropna().unique()}
+    dw, factors, values = [], [], []
     for event in events.itertuples():
-        uid = event.ssde_series_uid
-        if uid is None or uid != uid or getattr(event, "ctdivol_mgy", None) is None:
-            dw.append(None), ssde_values.append(None), factors.append(None)
+        uid, ctdivol = event.ssde_series_uid, getattr(event, "ctdivol_mgy", None)
+        if not isinstance(uid, str) or ctdivol is None or ctdivol != ctdivol:
+            dw.append(None), factors.append(None), values.append(None)
             continue
         phantom = "16" if "head" in str(getattr(event, "ctdiw_phantom", "") or "").lower() else "32"
-        result = series_ssde(results[uid], event.ctdivol_mgy, phantom=phantom)
-        dw.append(result.mean_dw_mm), ssde_values.append(result.ssde_mgy), factors.append(result.factor)
-    events["dw_mean_mm"], events["ssde_factor"], events["ssde_mgy"] = dw, factors, ssde_values
+        factor = conversion_factor(mean_dw[uid], phantom, out_of_range="nan")
+        dw.append(mean_dw[uid]), factors.append(factor), values.append(factor * ctdivol)
+    events["dw_mean_mm"], events["ssde_factor"], events["ssde_mgy"] = dw, factors, values
 
 
 def _add_drl(audit: Audit, drl_path) -> None:
