@@ -40,6 +40,16 @@ def run_demo(out: str | Path, quiet: bool = False) -> int:
     ))
     montage = render_ct_montage(index, out / "ct_mpr_mip.png")
     print(f"\nwrote {montage}: axial, coronal and sagittal planes and a 30 mm coronal MIP of the CT")
+    from workbench.dose.audit import run_audit
+    from workbench.dose.drl import example_drl_path
+
+    audit = run_audit(index, out / "dose", ssde=True, drl_path=example_drl_path(), quiet=quiet)
+    spiral = audit.tables.events.dropna(subset=["ssde_mgy"])
+    print(f"\n{audit.summary()}")
+    for event in spiral.itertuples():
+        name = event.acquisition_protocol or event.acquisition_type
+        print(f"  {name}: CTDIvol {event.ctdivol_mgy:.2f} mGy, DLP {event.dlp_mgycm:.1f} mGy.cm, "
+              f"Dw {event.dw_mean_mm:.0f} mm, SSDE {event.ssde_mgy:.2f} mGy")
     anonymized = anonymize_sample(index, out)
     files = anonymized.exported + anonymized.already_there
     verdict = "no identifying value left" if anonymized.clean else f"{len(anonymized.findings)} finding(s)!"

@@ -75,7 +75,10 @@ def encode_part10(dataset: Dataset) -> bytes:
     caller chose an encapsulated syntax) is written by pydicom; the data set by this module.
     Append the Pixel Data element's encoded bytes to complete an image.
     """
-    encodings = list(getattr(dataset, "_character_set", None) or ["iso8859"])
+    from pydicom.charset import convert_encodings
+
+    charset = dataset.get("SpecificCharacterSet") or "ISO_IR 6"
+    encodings = convert_encodings([charset] if isinstance(charset, str) else list(charset))
     meta = DicomBytesIO()
     meta.is_little_endian, meta.is_implicit_VR = True, False
     meta.write(b"\x00" * 128 + b"DICM")
