@@ -193,8 +193,6 @@ def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tu
 def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
     """The de-identified file: a new header, and the source's pixel data element copied as is."""
     import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian
-
     header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
     if header.deflated or not header.little_endian:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)  # deflated or big endian: pydicom writes it
@@ -217,8 +215,6 @@ def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
         else:
             element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
             pixels = data[element_start:end]
-    if header.implicit_vr:
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return encode_part10(ds) + pixels
 
 

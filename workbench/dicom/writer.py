@@ -71,14 +71,18 @@ def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
 def encode_part10(dataset: Dataset) -> bytes:
     """``dataset`` as a Part 10 file in Explicit VR Little Endian, without Pixel Data's value.
 
-    The file meta (with its Transfer Syntax UID set to Explicit VR Little Endian unless the
-    caller chose an encapsulated syntax) is written by pydicom; the data set by this module.
+    The file meta is written by pydicom, with its Transfer Syntax UID changed from Implicit to
+    Explicit VR Little Endian (an encapsulated syntax stays); the data set by this module.
     Append the Pixel Data element's encoded bytes to complete an image.
     """
     from pydicom.charset import convert_encodings
 
     charset = dataset.get("SpecificCharacterSet") or "ISO_IR 6"
     encodings = convert_encodings([charset] if isinstance(charset, str) else list(charset))
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if dataset.file_meta.get("TransferSyntaxUID") in (None, ImplicitVRLittleEndian):
+        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what this writes
     meta = DicomBytesIO()
     meta.is_little_endian, meta.is_implicit_VR = True, False
     meta.write(b"\x00" * 128 + b"DICM")
