@@ -51,6 +51,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from report import Report
 
 if TYPE_CHECKING:
     from workbench.deid.profile import Profile
@@ -660,28 +661,14 @@ def same_output(a: Path, b: Path) -> str:
 
 
 @dataclass
-class Report:
-    """Lines of the table: (metric, value, target, verdict or '')."""
+class LeakReport(Report):
+    """The results table, with notes and where each contender leaked (never the values)."""
 
-    title: str
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
     places: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # contender -> attribute -> kinds
     notes: list[str] = field(default_factory=list)
 
-    def add(self, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-        self.rows.append((metric, value, target, verdict))
-
-    @property
-    def failed(self) -> bool:
-        return any(row[3] == "FAIL" for row in self.rows)
-
     def print(self) -> None:
-        header = ("metric", "value", "target", "result")
-        widths = [max(len(row[i]) for row in [header, *self.rows]) for i in range(4)]
-        print(f"\n== {self.title}")
-        for row in [header, *self.rows]:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        super().print()
         if self.notes:
             print("\nnotes")
         for note in self.notes:
@@ -809,7 +796,7 @@ def bench(workdir: Path, files: int, subset: int, repeat: int) -> Report:
     key = load_key(key_file)
     some = job_paths(pick_subset(jobs, subset))
     layout = f"{PATIENTS} patients x {STUDIES} studies x {SERIES} series"
-    report = Report(f"anonymize: {files:,} CT files 512x512, {size / 1e9:.2f} GB, {layout}, PHI planted")
+    report = LeakReport(f"anonymize: {files:,} CT files 512x512, {size / 1e9:.2f} GB, {layout}, PHI planted")
 
     print("leak check on the input itself")
     planted = check_output(src)

@@ -42,6 +42,7 @@ import pyarrow.dataset as pads
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+from report import Report
 from tqdm import tqdm
 
 SEED = 20240607
@@ -688,29 +689,6 @@ def check_index(index: Path, corpus: Path, files: int, baseline: Baseline) -> tu
 
 
 # --------------------------------------------------------------------------- report
-
-
-@dataclass
-class Report:
-    """Lines of one corpus' table: (metric, value, target, verdict or '')."""
-
-    title: str
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
-
-    def add(self, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-        self.rows.append((metric, value, target, verdict))
-
-    @property
-    def failed(self) -> bool:
-        return any(row[3] == "FAIL" for row in self.rows)
-
-    def print(self) -> None:
-        header = ("metric", "value", "target", "result")
-        widths = [max(len(row[i]) for row in [header, *self.rows]) for i in range(4)]
-        print(f"\n== {self.title}")
-        for row in [header, *self.rows]:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def rate(files: int, seconds: float) -> str:

@@ -43,6 +43,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from report import Report
 
 SEED = 20240611
 CORPUS_VERSION = 1  # bump when the generated files change, so a reused --workdir is rebuilt
@@ -430,29 +431,6 @@ def compare_geometry(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-@dataclass
-class Report:
-    """Lines of one table: (metric, value, target, verdict or '')."""
-
-    title: str
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
-
-    def add(self, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-        self.rows.append((metric, value, target, verdict))
-
-    @property
-    def failed(self) -> bool:
-        return any(row[3] == "FAIL" for row in self.rows)
-
-    def print(self) -> None:
-        header = ("metric", "value", "target", "result")
-        widths = [max(len(row[i]) for row in [header, *self.rows]) for i in range(4)]
-        print(f"\n== {self.title}")
-        for row in [header, *self.rows]:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 MB = 1024 * 1024
