@@ -206,6 +206,10 @@ def test_reports_of_one_study_are_merged_without_double_counting(corpus_dir) -> 
     # "Continued" reports hold different events of one study: merged, both kept (OpenREM keeps two studies).
     assert len(events) == 4 and len(studies) == 1
     assert studies.iloc[0]["dlp_sum_mgycm"] == pytest.approx(sum(e for e in events["dlp_mgycm"]))
+    # Each continued object states the total of its own part: the study's stated total is their sum.
+    parts = [study["dlp_total_mgycm"] for _, study in continued]
+    assert studies.iloc[0]["dlp_total_mgycm"] == pytest.approx(sum(parts))
+    assert studies.iloc[0]["dlp_total_mgycm"] == pytest.approx(studies.iloc[0]["dlp_sum_mgycm"])
 
 
 def test_units_are_normalised(corpus_dir) -> None:

@@ -50,3 +50,21 @@ def test_anonymization_notebook_exports_verified_and_shows_the_check_works() -> 
     assert "exported 71 files, held back 0, failed 0" in text
     assert "verified: True - findings: 0" in text
     assert "findings in the originals" in text and "PatientName" in text
+
+
+def test_dose_notebook_audits_the_sample_and_the_corpus() -> None:
+    text = executed_text(NOTEBOOK_DIR / "03_dose_audit.ipynb")
+    assert "studies," in text and "irradiation events" in text  # audit.summary()
+    # The sample study: the DLP total its report states, and our sum over its two events.
+    assert "DLP total 151.83 mGy.cm as reported, 151.83 mGy.cm summed over 2 events" in text
+    assert "mean Dw 258.6 mm" in text and "SSDE 14.06 mGy" in text  # SSDE of the sample's spiral event
+    assert "Abdomen 5.0 B30f" in text and "9.81" in text  # dose from the image headers
+    assert "above their DRL" in text
+    assert text.count("<Figure") >= 5  # distributions, trend, SSDE vs CTDIvol
+    if (NOTEBOOK_DIR.parent.parent / "shared" / "corpus" / "rdsr").is_dir():
+        assert "corpus of vendor RDSRs: included" in text
+        assert "116.61" in text  # Siemens "continued" reports merged: the sum over their 4 events, once each
+        assert "studies above their DRL: 1 of 3 compared" in text  # CTAWP00001's TAP, 724.52 > 660 mGy.cm
+        assert "Selenia Dimensions" in text and "Allura Xper" in text  # mammography and fluoroscopy
+    else:
+        assert "corpus of vendor RDSRs: not found, the sample alone" in text

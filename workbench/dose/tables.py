@@ -169,6 +169,7 @@ def merge_reports(reports: Sequence[tuple[list[dict], dict]]) -> tuple[pd.DataFr
         events = list(merged.values()) + (unnamed if not merged else [])
         events.sort(key=_event_order)
         study = dict(group[-1][1])
+        _combine_stated_totals(study, group)
         study["n_reports"] = len(group)
         study["events_counted"] = len(events)
         if study.get("report_kind") == "CT":
@@ -180,6 +181,31 @@ def merge_reports(reports: Sequence[tuple[list[dict], dict]]) -> tuple[pd.DataFr
         all_events.extend(events)
         all_studies.append(study)
     return pd.DataFrame(all_events), pd.DataFrame(all_studies)
+
+
+def _combine_stated_totals(study: dict, group: list[tuple[list[dict], dict]]) -> None:
+    """The study's stated totals from reports that cover different events.
+
+    Reports that repeat earlier events (a later, fuller report) replace them; reports of
+    other events of the study (Siemens "continued" objects) each state the totals of their
+    own part, which add up. Reports are taken largest first, skipping those whose events an
+    earlier one already covers.
+    """
+    covered: set[str] = set()
+    chosen = []
+    for events, stated in sorted(group, key=lambda r: -len(r[0])):
+        uids = {e["IrradiationEventUID"] for e in events if e.get("IrradiationEventUID")}
+        if chosen and (not uids or uids & covered):
+            continue
+        covered |= uids
+        chosen.append(stated)
+    if len(chosen) < 2:
+        return
+    for column in study:
+        if any(word in column for word in ("_total", "accumulated", "events_reported")):
+            values = [s.get(column) for s in chosen if isinstance(s.get(column), (int, float))]
+            if values:
+                study[column] = float(sum(values))
 
 
 def _event_order(event: dict) -> tuple[str, str]:
