@@ -67,3 +67,24 @@ def test_a_bad_drl_table_is_a_usage_error(sample_index, tmp_path, run_env) -> No
                    "ctdivol_mgy,10,mGy,\n")
     result = run(str(sample_index.directory), "--out", str(tmp_path / "out"), "--drl", str(bad), env=run_env)
     assert result.returncode == 2 and "source" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ssde_from_the_localizer_when_no_axial_images_are_there(sample_dir, tmp_path) -> None:
+    import shutil
+
+    import workbench
+    from workbench.dose.audit import run_audit
+    from workbench.dose.ssde import localizer_effective_diameter
+
+    source = tmp_path / "src"
+    shutil.copytree(sample_dir / "WB-0001", source)
+    for folder in ("2_Abdomen_5.0_B30f", "3_Abdomen_COR_5.0_B30f"):
+        shutil.rmtree(next(source.rglob(folder)))
+    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    events = run_audit(index, tmp_path / "out", ssde=True).tables.events
+    spiral = events[events["acquisition_type"] == "Spiral Acquisition"].iloc[0]
+    assert spiral["ssde_method"] == "effective diameter (localizer width)"
+    localizer_uid = index.series.query("Modality == 'CT'")["SeriesInstanceUID"].iloc[0]
+    diameter = localizer_effective_diameter(load_series(index, localizer_uid))
+    assert spiral["dw_mean_mm"] == pytest.approx(diameter)
+    assert spiral["ssde_mgy"] == pytest.approx(conversion_factor(diameter, "32") * spiral["ctdivol_mgy"])

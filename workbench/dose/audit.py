@@ -131,18 +131,49 @@ def _add_ssde(index, audit: Audit) -> None:
 
     events = audit.tables.events
     events["ssde_series_uid"] = link_series(events, audit.header, index.series)
-    mean_dw = {uid: float(np.nanmean(water_equivalent_diameters(load_series(index, uid))))
-               for uid in events["ssde_series_uid"].dropna().unique()}
-    dw, factors, values = [], [], []
+    diameters = {uid: float(np.nanmean(water_equivalent_diameters(load_series(index, uid))))
+                 for uid in events["ssde_series_uid"].dropna().unique()}
+    localizers = _localizer_diameters(index, events)
+    dw, factors, values, methods = [], [], [], []
     for event in events.itertuples():
         uid, ctdivol = event.ssde_series_uid, getattr(event, "ctdivol_mgy", None)
-        if not isinstance(uid, str) or ctdivol is None or ctdivol != ctdivol:
-            dw.append(None), factors.append(None), values.append(None)
+        diameter, method = None, None
+        if isinstance(uid, str):
+            diameter, method = diameters[uid], "water-equivalent diameter (images)"
+        elif getattr(event, "report_kind", None) == "CT" and "Constant Angle" not in str(
+                getattr(event, "acquisition_type", "") or "") and event.StudyInstanceUID in localizers:
+            diameter, method = localizers[event.StudyInstanceUID], "effective diameter (localizer width)"
+        if diameter is None or ctdivol is None or ctdivol != ctdivol:
+            dw.append(None), factors.append(None), values.append(None), methods.append(None)
             continue
         phantom = "16" if "head" in str(getattr(event, "ctdiw_phantom", "") or "").lower() else "32"
-        factor = conversion_factor(mean_dw[uid], phantom, out_of_range="nan")
-        dw.append(mean_dw[uid]), factors.append(factor), values.append(factor * ctdivol)
+        factor = conversion_factor(diameter, phantom, out_of_range="nan")
+        dw.append(diameter), factors.append(factor), values.append(factor * ctdivol), methods.append(method)
     events["dw_mean_mm"], events["ssde_factor"], events["ssde_mgy"] = dw, factors, values
+    events["ssde_method"] = methods
+
+
+def _localizer_diameters(index, events: pd.DataFrame) -> dict[str, float]:
+    """Effective diameter from a CT localizer, per study whose CT events have no axial images linked."""
+    from workbench.dose.ssde import localizer_effective_diameter
+    from workbench.volume import load_series
+
+    unlinked = set(events.loc[events["ssde_series_uid"].isna() & (events.get("report_kind") == "CT"),
+                              "StudyInstanceUID"].dropna())
+    if not unlinked:
+        return {}
+    found = index.sql(
+        "SELECT StudyInstanceUID, any_value(SeriesInstanceUID) AS uid FROM instances WHERE Modality = 'CT' "
+        "AND ImageType LIKE '%LOCALIZER%' GROUP BY 1"
+    )
+    diameters = {}
+    for study, uid in zip(found["StudyInstanceUID"], found["uid"]):
+        if study in unlinked:
+            try:
+                diameters[study] = localizer_effective_diameter(load_series(index, uid))
+            except ValueError:
+                continue  # a localizer whose orientation gives no width: no SSDE from it
+    return diameters
 
 
 def _add_drl(audit: Audit, drl_path) -> None:
