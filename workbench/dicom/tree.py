@@ -42,7 +42,7 @@ def _is_sequence(tag: int) -> bool:
         return False
 
 
-def read_tree(data: bytes) -> tuple[Tree, bool]:
+def read_tree(data: bytes, keep: frozenset[int] | None = None) -> tuple[Tree, bool]:
     """Every element of a Part 10 file (or bare data set) in ``data``, pixel data excepted.
 
     Parameters
@@ -51,6 +51,9 @@ def read_tree(data: bytes) -> tuple[Tree, bool]:
         The whole file.
         Implicit VR elements are sequences when the data dictionary says so or when
         their length is undefined.
+    keep : frozenset of int, optional
+        Only these tags are kept, at every level (sequences included); the others are
+        skipped by their length. All tags when None.
 
     Returns
     -------
@@ -66,7 +69,7 @@ def read_tree(data: bytes) -> tuple[Tree, bool]:
     if header.deflated:
         raise HeaderError("deflated", "deflated data sets are read by pydicom")
     start = _dataset_start(data, header)
-    reader = _Reader(data, header.little_endian, header.implicit_vr)
+    reader = _Reader(data, header.little_endian, header.implicit_vr, keep)
     tree, _ = reader.dataset(start, len(data), top=True)
     return tree, header.little_endian
 
@@ -91,9 +94,10 @@ def _dataset_start(data: bytes, header) -> int:
 
 
 class _Reader:
-    __slots__ = ("data", "implicit", "tag", "short", "long")
+    __slots__ = ("data", "implicit", "tag", "short", "long", "keep")
 
-    def __init__(self, data: bytes, little: bool, implicit: bool) -> None:
+    def __init__(self, data: bytes, little: bool, implicit: bool, keep: frozenset[int] | None) -> None:
+        self.keep = keep
         self.data = data
         self.implicit = implicit
         order = "<" if little else ">"
@@ -127,9 +131,17 @@ class _Reader:
                 else:
                     raise HeaderError("bad_vr", f"element ({group:04X},{elem:04X}) has an invalid VR {raw!r}")
                 vr = raw.decode("ascii")
+            wanted = self.keep is None or tag in self.keep
             if vr == "SQ" or length == _UNDEFINED:
+                if not wanted and length != _UNDEFINED:
+                    pos = start + length
+                    continue
                 items, pos = self.sequence(start, length)
-                tree[tag] = ("SQ", items)
+                if wanted:
+                    tree[tag] = ("SQ", items)
+                continue
+            if not wanted:
+                pos = start + length
                 continue
             if start + length > len(data):
                 raise HeaderError("truncated", f"the file ends inside element ({group:04X},{elem:04X})")

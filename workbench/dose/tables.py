@@ -24,6 +24,7 @@ from workbench.dicom.header import HeaderError
 from workbench.dicom.tree import read_tree
 from workbench.dose.rdsr import (
     DOSE_SR_CLASSES,
+    REPORT_TAGS,
     DoseReportError,
     _as_tree,
     philips_capture_rows,
@@ -76,7 +77,7 @@ def read_report(path: str, member: str | None = None) -> tuple[list[dict], dict 
             with open(path, "rb") as fh:
                 data = fh.read()
         try:
-            tree, little = read_tree(data)
+            tree, little = read_tree(data, REPORT_TAGS)
         except HeaderError:  # deflated or unusual: pydicom reads it, the same code parses it
             dataset = pydicom.dcmread(io.BytesIO(data), force=True)
             tree, little = _as_tree(dataset)
