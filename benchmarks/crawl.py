@@ -638,12 +638,18 @@ class Run:
     error: str
 
 
-def run_crawl(corpus: Path, index: Path, workers: int, log: Path) -> Run:
+def run_crawl(corpus: Path, index: Path, workers: int, log: Path, command: bool = False) -> Run:
     """Run the crawl in a fresh interpreter; sample its process tree's memory.
 
+    With ``command``, the ``workbench crawl`` command as a user types it (timed whole);
+    otherwise ``workbench.crawl()`` in a small script that also times the call alone.
     RSS and PSS are sampled every 50 ms.
     """
-    args = [sys.executable, "-c", CRAWL_CHILD, str(corpus), str(index), str(workers)]
+    if command:
+        args = [sys.executable, "-m", "workbench", "crawl", str(corpus), "--index", str(index),
+                "--workers", str(workers), "--quiet"]
+    else:
+        args = [sys.executable, "-c", CRAWL_CHILD, str(corpus), str(index), str(workers)]
     peaks = Peaks()
     with open(log, "w+b") as out:
         start = time.perf_counter()
@@ -658,7 +664,7 @@ def run_crawl(corpus: Path, index: Path, workers: int, log: Path) -> Run:
     api_seconds, error = None, ""
     if lines and lines[-1].startswith("{"):
         api_seconds = json.loads(lines[-1])["api_seconds"]
-    if child.returncode != 0 or api_seconds is None:
+    if child.returncode != 0 or (api_seconds is None and not command):
         error = "\n".join(lines[-15:]).strip() or f"exit code {child.returncode}, no output"
     return Run(seconds, api_seconds, peaks, child.returncode, error)
 
@@ -716,15 +722,20 @@ def bench_corpus(kind: str, corpus: Path, workdir: Path, workers: int, sample: i
 
     index = workdir / f"index-{kind}"
     shutil.rmtree(index, ignore_errors=True)
-    print(f"{kind}: workbench crawl, {workers} workers")
-    first = run_crawl(corpus, index, workers, workdir / f"crawl-{kind}.log")
-    if first.error:
-        print(f"{kind}: crawl failed (exit {first.returncode}):\n{first.error}")
-        report.add("workbench crawl", f"error, exit {first.returncode}", "runs", False)
+    print(f"{kind}: workbench.crawl(), {workers} workers")
+    api = run_crawl(corpus, index, workers, workdir / f"crawl-api-{kind}.log")
+    shutil.rmtree(index, ignore_errors=True)
+    print(f"{kind}: workbench crawl (the command), {workers} workers")
+    first = run_crawl(corpus, index, workers, workdir / f"crawl-{kind}.log", command=True)
+    first.api_seconds = api.api_seconds
+    if first.error or api.error:
+        failed = first if first.error else api
+        print(f"{kind}: crawl failed (exit {failed.returncode}):\n{failed.error}")
+        report.add("workbench crawl", f"error, exit {failed.returncode}", "runs", False)
         return report
     check = check_index(index, corpus, files, baseline)
     print(f"{kind}: re-crawl, nothing changed")
-    again = run_crawl(corpus, index, workers, workdir / f"recrawl-{kind}.log")
+    again = run_crawl(corpus, index, workers, workdir / f"recrawl-{kind}.log", command=True)
     if again.error:
         print(f"{kind}: re-crawl failed (exit {again.returncode}):\n{again.error}")
     elif check[0]:

@@ -12,13 +12,14 @@ import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, partial
 from typing import Any, BinaryIO, NamedTuple
 
 import pyarrow as pa
 
 from workbench.dicom import values
 from workbench.dicom.header import MEDIA_STORAGE_DIRECTORY_STORAGE, HeaderError, read_header
+from workbench.dicom.uids import uid_name
 from workbench.index.columns import ERROR_SCHEMA, instance_columns, instance_schema
 
 _SPECIFIC_CHARACTER_SET = 0x00080005
@@ -65,24 +66,9 @@ class ReadSpec:
         return wanted
 
 
-@lru_cache(maxsize=512)
-def sop_class_name(uid: str | None) -> str | None:
-    """The readable name of a SOP Class UID (PS3.6 Annex A), or None when unknown."""
-    if not uid:
-        return None
-    from pydicom.uid import UID
-
-    name = UID(uid).name
-    return None if name == uid else name
-
-
 def with_sop_class_names(instances: pa.Table) -> pa.Table:
-    """``instances`` with the ``sop_class_name`` column filled from ``SOPClassUID``.
-
-    The crawler does this in its main process, so the reading processes never
-    import pydicom (a tenth of a second each, on every crawl).
-    """
-    names = pa.array([sop_class_name(u) for u in instances.column("SOPClassUID").to_pylist()], pa.string())
+    """``instances`` with the ``sop_class_name`` column filled from ``SOPClassUID`` (PS3.6 Annex A)."""
+    names = pa.array([uid_name(u) for u in instances.column("SOPClassUID").to_pylist()], pa.string())
     return instances.set_column(instances.schema.get_field_index("sop_class_name"), "sop_class_name", names)
 
 
