@@ -37,21 +37,18 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import psutil
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
-from report import Report
+from report import Report, machine, version, work_directory
 
 if TYPE_CHECKING:
     from workbench.deid.profile import Profile
@@ -706,13 +703,6 @@ def median(runs: list[Timed]) -> Timed:
     return chosen
 
 
-def version(dist: str) -> str:
-    """Installed version of a distribution, or 'not installed'."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
 
 def add_contender(report: Report, timed: Timed, base: Timed, workbench: bool = False) -> None:
     """Speed, ratio, leaks and references of one contender; targets only for the workbench."""
@@ -756,13 +746,8 @@ def main() -> int:
         parser.error(f"--files must be >= {PATIENTS * STUDIES * SERIES}, --subset and --repeat >= 1")
 
     temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="wb-anon-bench-", dir="/tmp")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f}, {platform.platform()}"
-    )
+    workdir = work_directory(args.workdir, "wb-anon-bench-")
+    print(machine())
     print(
         f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
         f"workbench {version('workbench')}, dicognito {version('dicognito')}, dcmanon {version('dcmanon')}"

@@ -27,11 +27,9 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -42,7 +40,7 @@ import pyarrow.dataset as pads
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
-from report import Report
+from report import Report, machine, version, work_directory
 from tqdm import tqdm
 
 SEED = 20240607
@@ -791,13 +789,6 @@ def add_crawl_rows(report: Report, flat: bool, baseline: Baseline, first: Run, a
         )
 
 
-def version(dist: str) -> str:
-    """Installed version of a distribution, or 'not installed'."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
 
 def main() -> int:
     """Parse arguments, build or reuse the corpora, run the benchmarks and print the report."""
@@ -825,13 +816,8 @@ def main() -> int:
         parser.error("counts must be >= 0, --sample and --workers >= 1")
 
     temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="wb-crawl-bench-", dir="/tmp")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f}, {platform.platform()}"
-    )
+    workdir = work_directory(args.workdir, "wb-crawl-bench-")
+    print(machine())
     print(
         f"python {platform.python_version()}, pydicom {pydicom.__version__}, "
         f"numpy {np.__version__}, pandas {pd.__version__}, pyarrow {version('pyarrow')}, "

@@ -29,19 +29,17 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
+from report import Report, machine, version, work_directory
 
 import workbench
 from workbench.dose.ssde import conversion_factor, series_ssde, water_equivalent_diameters
@@ -270,27 +268,6 @@ def make_phantom(slices: int) -> Phantom:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass
-class Report:
-    """Lines of one table: (metric, value, target, verdict or '')."""
-
-    title: str
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
-
-    def add(self, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-        self.rows.append((metric, value, target, verdict))
-
-    @property
-    def failed(self) -> bool:
-        return any(row[3] == "FAIL" for row in self.rows)
-
-    def print(self) -> None:
-        header = ("metric", "value", "target", "result")
-        widths = [max(len(row[i]) for row in [header, *self.rows]) for i in range(4)]
-        print(f"\n== {self.title}")
-        for row in [header, *self.rows]:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def events_rate(events: int, seconds: float) -> str:
@@ -423,13 +400,6 @@ def bench_ssde(slices: int) -> Report:
     return report
 
 
-def version(dist: str) -> str:
-    """Installed version of a distribution, or 'not installed'."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
 
 def main() -> int:
     """Parse arguments, run both benchmarks and print the report."""
@@ -443,13 +413,8 @@ def main() -> int:
         parser.error("counts must be >= 0")
 
     temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="wb-dose-bench-", dir="/tmp")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f}, {platform.platform()}"
-    )
+    workdir = work_directory(args.workdir, "wb-dose-bench-")
+    print(machine())
     print(
         f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
         f"pandas {pd.__version__}, pyarrow {version('pyarrow')}, scipy {version('scipy')}, "

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import psutil
 
 
 @dataclass
@@ -29,3 +36,27 @@ class Report:
         print(f"\n== {self.title}")
         for row in [header, *self.rows]:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def version(dist: str) -> str:
+    """Installed version of a distribution, or 'not installed'."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> str:
+    """One line on the machine a benchmark runs on: CPUs, memory, load, platform."""
+    return (
+        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+        f"load average {os.getloadavg()[0]:.1f}, {platform.platform()}"
+    )
+
+
+def work_directory(given: Path | None, prefix: str) -> Path:
+    """``given`` (created if missing), or a new temporary directory under /tmp named ``prefix``..."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) if given is None else given
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir

@@ -27,23 +27,20 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
-from report import Report
+from report import Report, machine, version, work_directory
 
 SEED = 20240611
 CORPUS_VERSION = 1  # bump when the generated files change, so a reused --workdir is rebuilt
@@ -628,13 +625,6 @@ def imsave_ms(image: sitk.Image, path: Path, window: tuple[float, float], repeat
 # --------------------------------------------------------------------------- main
 
 
-def version(dist: str) -> str:
-    """Installed version of a distribution, or 'not installed'."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
 
 def main() -> int:
     """Parse arguments, build or reuse the series, run the benchmarks and print the report."""
@@ -653,13 +643,8 @@ def main() -> int:
 
     shape = Shape(args.slices, args.size)
     temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="wb-volume-bench-", dir="/tmp")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f}, {platform.platform()}"
-    )
+    workdir = work_directory(args.workdir, "wb-volume-bench-")
+    print(machine())
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
         f"SimpleITK {sitk.Version.VersionString()}, pillow {version('pillow')}, "
