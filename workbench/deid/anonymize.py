@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
+from pydicom.tag import BaseTag
 
 from workbench.deid.profile import OPTION_CODES, Profile
+from workbench.dicom.writer import ascii_value
 
 _PATIENT_NAME = 0x00100010
 _PATIENT_ID = 0x00100020
@@ -39,6 +41,7 @@ _DUMMIES = {
     "UC": _DUMMY_TEXT, "CS": _DUMMY_TEXT, "PN": _DUMMY_TEXT, "AE": _DUMMY_TEXT, "UR": "",
 }
 _BINARY_ZERO = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "SV": 0, "UV": 0}
+_BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
 _FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 # Code Value, Coding Scheme Designator and Version, Code Meaning, Long and URN Code Value.
 _CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120})
@@ -183,9 +186,9 @@ class Anonymizer:
                     self._items(dataset[tag], context, inherited)
                 elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or int(tag) not in _CODE_TAGS):
                     # Cleaning keeps codes readable; a dummy would make them meaningless.
-                    self._apply(dataset, dataset[tag], inherited, context)
+                    self._apply(dataset, tag, inherited, context)
                 continue
-            self._apply(dataset, dataset[tag], action, context)
+            self._apply(dataset, tag, action, context)
 
     def _action(self, tag: int) -> str | None:
         if tag not in self._actions:
@@ -210,8 +213,7 @@ class Anonymizer:
             return  # a private creator whose safe elements are kept stays with them
         del dataset[tag]
 
-    def _apply(self, dataset: Dataset, element: DataElement, action: str, context: _Context) -> None:
-        tag, vr = element.tag, element.VR
+    def _apply(self, dataset: Dataset, tag: BaseTag, action: str, context: _Context) -> None:
         # Combined codes (PS3.15 E.3.1): the least removal that keeps the object valid.
         action = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U"}.get(action, action)
         if action == "K":
@@ -219,22 +221,28 @@ class Anonymizer:
         if action == "X":
             del dataset[tag]
             return
-        if vr == "SQ":
+        vr = _vr(dataset, tag)
+        # A value that does not depend on the old one is set without converting the old one.
+        if int(tag) in (_PATIENT_NAME, _PATIENT_ID):
+            _replace(dataset, tag, vr, context.pseudonym)
+        elif action == "Z" and vr != "SQ":
+            _replace(dataset, tag, vr, _BINARY_ZERO.get(vr, ""))
+        elif action == "D" and vr not in ("SQ", "UI"):
+            _replace(dataset, tag, vr, _BINARY_ZERO.get(vr, _DUMMIES.get(vr, "")))
+        else:
+            self._change(dataset[tag], action, context)
+
+    def _change(self, element: DataElement, action: str, context: _Context) -> None:
+        """The actions whose new value depends on the old one: U, C, and those on a sequence."""
+        if element.VR == "SQ":
             if action == "Z":
                 element.value = Sequence()
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
                 self._items(element, context, action if action in ("D", "C") else None)
-            return
-        if int(tag) in (_PATIENT_NAME, _PATIENT_ID):
-            element.value = context.pseudonym
-        elif action == "Z":
-            element.value = _BINARY_ZERO.get(vr, "") if vr in _BINARY_ZERO else ""
-        elif action == "U" or (vr == "UI" and action in ("D", "C")):
-            element.value = self._uids(element.value)
-        elif action == "C":
+        elif action == "C" and element.VR != "UI":
             element.value = self._clean(element, context)
-        else:
-            element.value = _BINARY_ZERO.get(vr, _DUMMIES.get(vr, ""))
+        else:  # U, or D and C on a UI
+            element.value = self._uids(element.value)
 
     def _uids(self, value: Any) -> Any:
         if "retain_uids" in self.profile.options:
@@ -322,6 +330,19 @@ def _dictionary_vr(tag: int) -> str | None:
         return dictionary_VR(tag).split(" or ")[0]
     except KeyError:
         return None
+
+
+def _replace(dataset: Dataset, tag: BaseTag, vr: str | None, value: str | int | float) -> None:
+    """Give the element ``tag`` a new value; as raw bytes when it was read and is still raw."""
+    raw = dataset.get_item(tag)
+    if vr is not None and isinstance(raw, RawDataElement) and raw.is_little_endian:
+        encoded = bytes(_BINARY_SIZE[vr]) if vr in _BINARY_SIZE else ascii_value(vr, str(value))
+        if encoded is not None:  # zero is all zero bytes in every binary VR
+            dataset[tag] = RawDataElement(
+                tag, vr, len(encoded), encoded, raw.value_tell, raw.is_implicit_VR, True, True, False
+            )
+            return
+    dataset[tag].value = value
 
 
 def _identifying_strings(dataset: Dataset) -> list[str]:

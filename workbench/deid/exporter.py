@@ -332,8 +332,8 @@ def export(
             f"the map {map_path} must not be inside the export {out}: it links pseudonyms to PHI"
         )
     query = f"SELECT {', '.join(_ROW_COLUMNS)} FROM instances WHERE {where} ORDER BY path, member"
-    rows = index.sql(query).to_dict("records")
-    rows = [{k: (None if _missing(v) else v) for k, v in row.items()} for row in rows]
+    with index.connect() as con:  # Arrow rows, not a DataFrame: the command starts without pandas
+        rows = con.sql(query).to_arrow_table().to_pylist()
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.rglob(".*.tmp"):
         leftover.unlink()
@@ -367,10 +367,6 @@ def export(
     if zip_output and result.clean:
         result.archive = _zip(out)
     return result
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
 
 
 def _where(row: dict[str, Any]) -> str:

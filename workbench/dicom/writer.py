@@ -11,16 +11,21 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.multival import MultiValue
 
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
 _ITEM_END = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
 _SEQUENCE_END = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
 _PADDING = {"UI": b"\x00", "OB": b"\x00", "UN": b"\x00"}
+# Text VRs whose values pydicom keeps as str (PN is a PersonName, DS and IS are numbers).
+_ASCII_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
 
 
 @lru_cache(maxsize=4096)
@@ -39,6 +44,36 @@ def _header(tag: int, vr: str, length: int) -> bytes:
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)
 
 
+def _ascii_text(element: DataElement) -> bytes | None:
+    """The value of a text element holding only ASCII strings, encoded and padded; else None.
+
+    These make up most of what an anonymizer changes (UIDs, dates, dummies, pseudonyms); ASCII is
+    the same bytes in every character set a data set may declare (PS3.5 6.1.2.3), so no
+    Specific Character Set is consulted. Anything else goes through pydicom's writer.
+    """
+    if element.VR not in _ASCII_TEXT_VRS:
+        return None
+    value = element.value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, MultiValue) and all(isinstance(v, str) for v in value):
+        text = "\\".join(value)
+    else:
+        return None
+    encoded = ascii_value(element.VR, text)
+    return encoded if encoded is None or len(encoded) <= 0xFFFF or element.VR in _LONG_VRS else None
+
+
+def ascii_value(vr: str, text: str) -> bytes | None:
+    """``text`` as the value of a ``vr`` element, padded to even length (PS3.5 6.2); None unless ASCII."""
+    if not text.isascii():
+        return None
+    encoded = text.encode("ascii")
+    if len(encoded) % 2:
+        encoded += b"\x00" if vr == "UI" else b" "
+    return encoded
+
+
 def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
     for tag in sorted(dataset.keys()):
         raw = dataset.get_item(tag)
@@ -54,6 +89,11 @@ def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
             out += value
             continue
         element = dataset[tag]
+        encoded = _ascii_text(element)
+        if encoded is not None:
+            out += _header(int(tag), element.VR, len(encoded))
+            out += encoded
+            continue
         if element.VR == "SQ":
             out += _header(int(tag), "SQ", 0xFFFFFFFF)
             for item in element.value or ():
