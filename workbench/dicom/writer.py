@@ -14,7 +14,7 @@ from functools import lru_cache
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
@@ -111,22 +111,37 @@ def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
 def encode_part10(dataset: Dataset) -> bytes:
     """``dataset`` as a Part 10 file in Explicit VR Little Endian, without Pixel Data's value.
 
-    The file meta is written by pydicom, with its Transfer Syntax UID changed from Implicit to
-    Explicit VR Little Endian (an encapsulated syntax stays); the data set by this module.
-    Append the Pixel Data element's encoded bytes to complete an image.
+    The file meta (PS3.10 Section 7.1) gets its group length computed, File Meta Information
+    Version and Implementation Class UID when missing, and its Transfer Syntax UID changed from
+    Implicit to Explicit VR Little Endian (an encapsulated syntax stays). Append the Pixel Data
+    element's encoded bytes to complete an image.
+
+    Raises
+    ------
+    ValueError
+        When the file meta has no Media Storage SOP Class or Instance UID.
     """
     from pydicom.charset import convert_encodings
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     charset = dataset.get("SpecificCharacterSet") or "ISO_IR 6"
     encodings = convert_encodings([charset] if isinstance(charset, str) else list(charset))
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-    if dataset.file_meta.get("TransferSyntaxUID") in (None, ImplicitVRLittleEndian):
-        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what this writes
-    meta = DicomBytesIO()
-    meta.is_little_endian, meta.is_implicit_VR = True, False
-    meta.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(meta, dataset.file_meta, enforce_standard=True)
-    out = bytearray(meta.getvalue())
+    meta = dataset.file_meta
+    if meta.get("TransferSyntaxUID") in (None, ImplicitVRLittleEndian):
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what this writes
+    missing = [k for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID") if not meta.get(k)]
+    if missing:
+        raise ValueError(f"the file meta lacks {', '.join(missing)} (PS3.10 Section 7.1)")
+    if "FileMetaInformationVersion" not in meta:
+        meta.FileMetaInformationVersion = b"\x00\x01"
+    if "ImplementationClassUID" not in meta:
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    if "FileMetaInformationGroupLength" in meta:
+        del meta.FileMetaInformationGroupLength  # computed below
+    group = bytearray()
+    _encode(meta, group, encodings)
+    out = bytearray(b"\x00" * 128 + b"DICM")
+    out += _header(0x00020000, "UL", 4) + struct.pack("<L", len(group)) + group
     _encode(dataset, out, encodings)
     return bytes(out)
