@@ -136,13 +136,22 @@ def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def target_name(anonymizer: Anonymizer, row: dict[str, Any]) -> str:
-    """The file's name in the export, made of pseudonyms only."""
+def manifest_row(anonymizer: Anonymizer, row: dict[str, Any]) -> dict[str, str]:
+    """The export's manifest line of an index row: its file name, made of pseudonyms only, and
+    its pseudonymous patient and UIDs (no PHI)."""
     patient = anonymizer.patient(str(row.get("PatientID") or ""), str(row.get("PatientName") or ""))
     study = anonymizer.uid(str(row.get("StudyInstanceUID") or ""))
     series = anonymizer.uid(str(row.get("SeriesInstanceUID") or ""))
     sop = anonymizer.uid(str(row["SOPInstanceUID"]))
-    return f"{patient}/ST-{_short(study)}/SE-{_short(series)}/{_short(sop)}.dcm"
+    return {
+        "file": f"{patient}/ST-{_short(study)}/SE-{_short(series)}/{_short(sop)}.dcm",
+        "PatientID": patient,
+        "StudyInstanceUID": study,
+        "SeriesInstanceUID": series,
+        "SOPInstanceUID": sop,
+        "SOPClassUID": str(row.get("SOPClassUID") or ""),
+        "Modality": str(row.get("Modality") or ""),
+    }
 
 
 def _hold_back_reason(
@@ -344,8 +353,8 @@ def export(
         if reason:
             result.held_back.append((_where(row), reason))
             continue
-        name = target_name(anonymizer, row)
-        manifest.append(_manifest_row(anonymizer, row, name))
+        manifest.append(manifest_row(anonymizer, row))
+        name = manifest[-1]["file"]
         if (out / name).exists():
             result.already_there += 1
         else:
@@ -409,18 +418,6 @@ def _collect(outcomes, bar, result: ExportResult, by_name) -> set[str]:
         else:
             result.exported += 1
     return failed
-
-
-def _manifest_row(anonymizer: Anonymizer, row: dict[str, Any], name: str) -> dict[str, str]:
-    return {
-        "file": name,
-        "PatientID": anonymizer.patient(str(row.get("PatientID") or ""), str(row.get("PatientName") or "")),
-        "StudyInstanceUID": anonymizer.uid(str(row.get("StudyInstanceUID") or "")),
-        "SeriesInstanceUID": anonymizer.uid(str(row.get("SeriesInstanceUID") or "")),
-        "SOPInstanceUID": anonymizer.uid(str(row["SOPInstanceUID"])),
-        "SOPClassUID": str(row.get("SOPClassUID") or ""),
-        "Modality": str(row.get("Modality") or ""),
-    }
 
 
 def _write_manifest(out: Path, manifest: list[dict[str, str]]) -> None:
