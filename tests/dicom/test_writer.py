@@ -48,7 +48,8 @@ def test_changed_and_untouched_values_read_back(name: str) -> None:
     assert written[128:132] == b"DICM"
     back = _read(written)
     # Written as explicit VR little endian; an encapsulated syntax is kept for its pixel data.
-    assert back.file_meta.TransferSyntaxUID == (pydicom.uid.ExplicitVRLittleEndian if uncompressed else syntax)
+    written_syntax = pydicom.uid.ExplicitVRLittleEndian if uncompressed else syntax
+    assert back.file_meta.TransferSyntaxUID == written_syntax
     assert _values(back) == expected
     assert b"\x20\x00\x0d\x00UI\x0a\x002.25.1234\x00" in written  # (0020,000D): padded with NUL
     assert b"DERIVED\\SECONDARY\\X " in written  # multiple values, padded with a space
