@@ -703,7 +703,6 @@ def median(runs: list[Timed]) -> Timed:
     return chosen
 
 
-
 def add_contender(report: Report, timed: Timed, base: Timed, workbench: bool = False) -> None:
     """Speed, ratio, leaks and references of one contender; targets only for the workbench."""
     label = f"{timed.name} ({timed.files:,} files)"
@@ -745,21 +744,15 @@ def main() -> int:
     if args.files < PATIENTS * STUDIES * SERIES or min(args.subset, args.repeat) < 1:
         parser.error(f"--files must be >= {PATIENTS * STUDIES * SERIES}, --subset and --repeat >= 1")
 
-    temporary = args.workdir is None
-    workdir = work_directory(args.workdir, "wb-anon-bench-")
-    print(machine())
-    print(
-        f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
-        f"workbench {version('workbench')}, dicognito {version('dicognito')}, dcmanon {version('dcmanon')}"
-    )
-    print(f"workdir: {workdir}")
-    try:
+    with work_directory(args.workdir, "wb-anon-bench-", keep=args.keep) as workdir:
+        print(machine())
+        print(
+            f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
+            f"workbench {version('workbench')}, dicognito {version('dicognito')}, "
+            f"dcmanon {version('dcmanon')}"
+        )
+        print(f"workdir: {workdir}")
         report = bench(workdir, args.files, args.subset, args.repeat)
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif temporary:
-            print(f"kept {workdir}")
     report.print()
     print(f"\noverall: {'FAIL' if report.failed else 'PASS'}")
     return 1 if report.failed else 0

@@ -789,7 +789,6 @@ def add_crawl_rows(report: Report, flat: bool, baseline: Baseline, first: Run, a
         )
 
 
-
 def main() -> int:
     """Parse arguments, build or reuse the corpora, run the benchmarks and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -815,26 +814,19 @@ def main() -> int:
     if min(args.ct, args.flat) < 0 or args.sample < 1 or args.workers < 1:
         parser.error("counts must be >= 0, --sample and --workers >= 1")
 
-    temporary = args.workdir is None
-    workdir = work_directory(args.workdir, "wb-crawl-bench-")
-    print(machine())
-    print(
-        f"python {platform.python_version()}, pydicom {pydicom.__version__}, "
-        f"numpy {np.__version__}, pandas {pd.__version__}, pyarrow {version('pyarrow')}, "
-        f"workbench {version('workbench')} (the crawl runs with cwd {REPO})"
-    )
-    print(f"workdir: {workdir}; crawler workers: {args.workers}")
-    reports = []
-    try:
+    with work_directory(args.workdir, "wb-crawl-bench-", keep=args.keep) as workdir:
+        print(machine())
+        print(
+            f"python {platform.python_version()}, pydicom {pydicom.__version__}, "
+            f"numpy {np.__version__}, pandas {pd.__version__}, pyarrow {version('pyarrow')}, "
+            f"workbench {version('workbench')} (the crawl runs with cwd {REPO})"
+        )
+        print(f"workdir: {workdir}; crawler workers: {args.workers}")
+        reports = []
         corpora = [(kind, n) for kind, n in (("ct", args.ct), ("flat", args.flat)) if n > 0]
         roots = {kind: ensure_corpus(workdir, kind, n) for kind, n in corpora}
         for kind, root in roots.items():
             reports.append(bench_corpus(kind, root, workdir, args.workers, args.sample))
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif temporary:
-            print(f"kept {workdir}")
     for report in reports:
         report.print()
     if args.flat and args.flat != 50000:

@@ -265,11 +265,6 @@ def make_phantom(slices: int) -> Phantom:
     return Phantom(volume, dw_true, time.perf_counter() - start)
 
 
-# --------------------------------------------------------------------------- report
-
-
-
-
 def events_rate(events: int, seconds: float) -> str:
     """'1,234 events/s (5.67 s)'."""
     return f"{events / seconds:,.0f} events/s ({seconds:.2f} s)"
@@ -400,7 +395,6 @@ def bench_ssde(slices: int) -> Report:
     return report
 
 
-
 def main() -> int:
     """Parse arguments, run both benchmarks and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -412,26 +406,19 @@ def main() -> int:
     if args.reports < 0 or args.slices < 0:
         parser.error("counts must be >= 0")
 
-    temporary = args.workdir is None
-    workdir = work_directory(args.workdir, "wb-dose-bench-")
-    print(machine())
-    print(
-        f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
-        f"pandas {pd.__version__}, pyarrow {version('pyarrow')}, scipy {version('scipy')}, "
-        f"SimpleITK {sitk.Version.VersionString()}, workbench {version('workbench')} (cwd {REPO})"
-    )
-    print(f"workdir: {workdir}")
-    reports = []
-    try:
+    with work_directory(args.workdir, "wb-dose-bench-", keep=args.keep) as workdir:
+        print(machine())
+        print(
+            f"python {platform.python_version()}, pydicom {pydicom.__version__}, numpy {np.__version__}, "
+            f"pandas {pd.__version__}, pyarrow {version('pyarrow')}, scipy {version('scipy')}, "
+            f"SimpleITK {sitk.Version.VersionString()}, workbench {version('workbench')} (cwd {REPO})"
+        )
+        print(f"workdir: {workdir}")
+        reports = []
         if args.reports:
             reports.append(bench_reports(workdir, args.reports))
         if args.slices:
             reports.append(bench_ssde(args.slices))
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif temporary:
-            print(f"kept {workdir}")
     for report in reports:
         report.print()
     notes = []

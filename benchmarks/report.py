@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -54,9 +57,17 @@ def machine() -> str:
     )
 
 
-def work_directory(given: Path | None, prefix: str) -> Path:
-    """``given`` (created if missing), or a new temporary directory under /tmp named ``prefix``..."""
+@contextmanager
+def work_directory(given: Path | None, prefix: str, keep: bool = False) -> Iterator[Path]:
+    """``given`` (created if missing, never deleted), or a temporary directory under /tmp named
+    ``prefix``..., deleted at the end unless ``keep``."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) if given is None else given
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    return workdir
+    try:
+        yield workdir
+    finally:
+        if given is None and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif given is None:
+            print(f"kept {workdir}")

@@ -625,7 +625,6 @@ def imsave_ms(image: sitk.Image, path: Path, window: tuple[float, float], repeat
 # --------------------------------------------------------------------------- main
 
 
-
 def main() -> int:
     """Parse arguments, build or reuse the series, run the benchmarks and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -642,17 +641,16 @@ def main() -> int:
         parser.error("--slices must be >= 2, --size >= 16, --repeat and --load-runs >= 1")
 
     shape = Shape(args.slices, args.size)
-    temporary = args.workdir is None
-    workdir = work_directory(args.workdir, "wb-volume-bench-")
-    print(machine())
-    print(
-        f"python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
-        f"SimpleITK {sitk.Version.VersionString()}, pillow {version('pillow')}, "
-        f"matplotlib {version('matplotlib')}, workbench {version('workbench')} (children run with cwd {REPO})"
-    )
-    print(f"workdir: {workdir}")
-    reports = []
-    try:
+    with work_directory(args.workdir, "wb-volume-bench-", keep=args.keep) as workdir:
+        print(machine())
+        print(
+            f"python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
+            f"SimpleITK {sitk.Version.VersionString()}, pillow {version('pillow')}, "
+            f"matplotlib {version('matplotlib')}, workbench {version('workbench')} "
+            f"(children run with cwd {REPO})"
+        )
+        print(f"workdir: {workdir}")
+        reports = []
         root = ensure_series(workdir, shape)
         report, index = bench_load(workdir, root, shape, args.load_runs)
         reports.append(report)
@@ -663,11 +661,6 @@ def main() -> int:
             failed_views = Report("reformat and render")
             failed_views.add("reformat and render", f"{type(exc).__name__}: {exc}"[:100], "runs", False)
             reports.append(failed_views)
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif temporary:
-            print(f"kept {workdir}")
     for report in reports:
         report.print()
     print(f"\nmemory: MB = 2^20 bytes; the load's memory is the child's peak RSS (VmHWM, right after "
