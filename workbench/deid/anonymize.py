@@ -163,16 +163,20 @@ class Anonymizer:
         # Elements are looked at through their tag and VR; only those the profile changes are
         # converted to Python values (most of a header is kept as read, untouched).
         tags = list(dataset.keys())
+        keep_safe = "retain_safe_private" in self.profile.options
         private_creators = {
             (tag.group, tag.element): str(dataset[tag].value or "").strip()
-            for tag in tags if tag.group % 2 and 0 < tag.element < 0x0100
+            for tag in tags if keep_safe and tag.group % 2 and 0 < tag.element < 0x0100
         }
         for tag in tags:
             if tag.element == 0 and tag.group != 0x0002:
                 del dataset[tag]  # group lengths would be wrong after the changes (and are retired)
                 continue
             if tag.group % 2:
-                self._private(dataset, dataset[tag], private_creators, context)
+                if not keep_safe:
+                    del dataset[tag]
+                else:
+                    self._safe_private(dataset, tag, private_creators, context)
                 continue
             action = self._action(int(tag))
             if action == "K":
@@ -199,15 +203,16 @@ class Anonymizer:
         for item in element.value or ():
             self._walk(item, context, inherited)
 
-    def _private(self, dataset: Dataset, element: DataElement, creators: dict, context: _Context) -> None:
-        tag = element.tag
-        if "retain_safe_private" in self.profile.options and tag.element >= 0x1000:
+    def _safe_private(self, dataset: Dataset, tag: BaseTag, creators: dict, context: _Context) -> None:
+        """Keep a private element known to be safe (Retain Safe Private Option), remove the rest."""
+        if tag.element >= 0x1000:
             creator = creators.get((tag.group, tag.element >> 8), "")
             if (creator, tag.element & 0xFF) in self.safe_private:
+                element = _sequence_in_un(dataset, dataset[tag])
                 if element.VR == "SQ":
                     self._items(element, context)
                 return
-        if "retain_safe_private" in self.profile.options and tag.element < 0x0100 and any(
+        if tag.element < 0x0100 and any(
             creator == creators.get((tag.group, tag.element)) for creator, _ in self.safe_private
         ):
             return  # a private creator whose safe elements are kept stays with them
@@ -330,6 +335,24 @@ def _dictionary_vr(tag: int) -> str | None:
         return dictionary_VR(tag).split(" or ")[0]
     except KeyError:
         return None
+
+
+def _sequence_in_un(dataset: Dataset, element: DataElement) -> DataElement:
+    """A private sequence read as UN bytes (implicit VR, defined length) parsed into a sequence.
+
+    Its items are implicit VR little endian (PS3.5 Section 6.2.2); a kept private sequence
+    must be walked like any other, or what it holds would leave unseen.
+    """
+    value = element.value
+    if element.VR != "UN" or not isinstance(value, bytes) or not value.startswith(b"\xfe\xff\x00\xe0"):
+        return element
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_sequence
+
+    # _character_set: the encodings in effect here, inherited from the enclosing data sets.
+    items = read_sequence(DicomBytesIO(value), True, True, len(value), dataset._character_set)
+    dataset[element.tag] = DataElement(element.tag, "SQ", items)
+    return dataset[element.tag]
 
 
 def _replace(dataset: Dataset, tag: BaseTag, vr: str | None, value: str | int | float) -> None:
