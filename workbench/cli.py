@@ -242,6 +242,18 @@ def _cmd_dose(args: argparse.Namespace) -> int:
     return EXIT_FAILED_INPUTS if audit.failed else EXIT_OK
 
 
+def _cmd_echo(args: argparse.Namespace) -> int:
+    from workbench.net.echo import echo
+
+    try:
+        checks = echo(args.url, calling_aet=args.calling_aet, timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for check in checks:
+        print(check)
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED_INPUTS
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -327,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drl", metavar="FILE", help="a DRL table (CSV) to compare against")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_dose)
+
+    p = sub.add_parser("echo", help="check a PACS: C-ECHO and the services it accepts from us")
+    p.add_argument("url", metavar="URL", help="dicom://AET@HOST:PORT")
+    p.add_argument("--calling-aet", default="WORKBENCH", metavar="AET",
+                   help="our AE title (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait (default: 10)")
+    p.set_defaults(func=_cmd_echo)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")
     p.add_argument(

@@ -1,0 +1,56 @@
+"""PACS addresses: ``dicom://AET@HOST:PORT`` (DIMSE, PS3.7 and PS3.8)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# An AE title: 1-16 characters of the default repertoire, no backslash or control characters
+# (PS3.5 Table 6.2-1, VR AE); leading and trailing spaces are not significant.
+_AE_TITLE = re.compile(r"[\x20-\x5b\x5d-\x7e]{1,16}")
+_URL = re.compile(r"dicom://(?P<aet>[^@/]+)@(?P<host>\[[0-9a-fA-F:]+\]|[^:/@]+):(?P<port>\d+)/?")
+
+
+@dataclass(frozen=True)
+class PacsAddress:
+    """Where a DICOM peer listens: its called AE title, host and port."""
+
+    called_aet: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"dicom://{self.called_aet}@{self.host}:{self.port}"
+
+
+def check_ae_title(title: str, what: str = "AE title") -> str:
+    """``title`` stripped, if it is a valid AE title.
+
+    Raises
+    ------
+    ValueError
+        When ``title`` is empty, longer than 16 characters or holds a backslash or a control
+        character.
+    """
+    stripped = title.strip()
+    if not _AE_TITLE.fullmatch(stripped):
+        raise ValueError(f"{what} {title!r} is not an AE title (1-16 printable characters, no backslash)")
+    return stripped
+
+
+def parse_address(url: str) -> PacsAddress:
+    """The :class:`PacsAddress` of ``dicom://AET@HOST:PORT``.
+
+    Raises
+    ------
+    ValueError
+        When ``url`` is not of that form, the AE title is invalid or the port is not 1-65535.
+    """
+    match = _URL.fullmatch(url.strip())
+    if not match:
+        raise ValueError(f"{url!r} is not a PACS address of the form dicom://AET@HOST:PORT")
+    port = int(match["port"])
+    if not 0 < port < 65536:
+        raise ValueError(f"{url!r}: port {port} is not between 1 and 65535")
+    host = match["host"].strip("[]")
+    return PacsAddress(check_ae_title(match["aet"], f"{url!r}: the called AE title"), host, port)

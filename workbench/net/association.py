@@ -1,0 +1,99 @@
+"""Associations with a DICOM peer (PS3.8 Section 7.1), opened with one clear error when they fail."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from workbench.net.address import PacsAddress, check_ae_title
+
+#: The calling AE title used when none is given.
+DEFAULT_CALLING_AET = "WORKBENCH"
+
+# A-ASSOCIATE-RJ reasons (PS3.8 Table 9-21), for a sentence a PACS administrator recognises.
+_REJECT_REASONS = {
+    (1, 1): "no reason given by the service user",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognised: ask the PACS administrator to register it",
+    (1, 7): "called AE title not recognised: check the AE title of the PACS",
+    (2, 1): "no reason given by the service provider (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+
+
+class PacsError(Exception):
+    """A DICOM peer could not be reached, refused the association or a request failed."""
+
+
+@contextmanager
+def associate(
+    address: PacsAddress,
+    contexts: Iterable[tuple[str, Iterable[str] | None]],
+    *,
+    calling_aet: str = DEFAULT_CALLING_AET,
+    timeout: float = 10.0,
+) -> Iterator:
+    """An established association with ``address``, released at the end of the ``with`` block.
+
+    Parameters
+    ----------
+    address : PacsAddress
+        The peer.
+    contexts : iterable of (abstract syntax UID, transfer syntax UIDs or None)
+        The presentation contexts to propose (at most 128, PS3.8 Section 9.3.2.2); None proposes
+        pynetdicom's default transfer syntaxes.
+    calling_aet : str
+        This side's AE title.
+    timeout : float
+        Seconds for the TCP connection, the association negotiation and each reply.
+
+    Raises
+    ------
+    PacsError
+        When the peer does not answer within ``timeout``, refuses the connection, or rejects or
+        aborts the association; the message names the address and the reason.
+    ValueError
+        When ``calling_aet`` is not an AE title or more than 128 contexts are asked for.
+    """
+    from pynetdicom import AE
+
+    ae = AE(ae_title=check_ae_title(calling_aet, "the calling AE title"))
+    ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    contexts = list(contexts)
+    if len(contexts) > 128:
+        raise ValueError(f"{len(contexts)} presentation contexts asked for; an association holds at most 128")
+    for abstract, syntaxes in contexts:
+        if syntaxes is None:
+            ae.add_requested_context(abstract)
+        else:
+            ae.add_requested_context(abstract, list(syntaxes))
+    assoc = ae.associate(address.host, address.port, ae_title=address.called_aet)
+    if assoc.is_rejected:
+        primitive = assoc.acceptor.primitive
+        reason = _REJECT_REASONS.get((primitive.result_source, primitive.diagnostic), "no reason known")
+        raise PacsError(f"{address} rejected the association from {calling_aet}: {reason}")
+    if not assoc.is_established:
+        raise PacsError(f"{address} {_unreachable(address, timeout)}")
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _unreachable(address: PacsAddress, timeout: float) -> str:
+    """Why no association came about, from a plain TCP connection (pynetdicom only says aborted)."""
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout):
+            return "accepted the connection but aborted the association (is it a DICOM port?)"
+    except ConnectionRefusedError:
+        return f"refused the connection: nothing listens on port {address.port} of {address.host}"
+    except socket.gaierror:
+        return f"cannot be found: no host named {address.host!r}"
+    except TimeoutError:
+        return f"did not answer within {timeout:g} s (is it running, and is a firewall in the way?)"
+    except OSError as exc:
+        return f"cannot be reached: {exc.strerror or exc}"
