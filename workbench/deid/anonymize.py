@@ -41,6 +41,8 @@ _DUMMIES = {
     "UC": _DUMMY_TEXT, "CS": _DUMMY_TEXT, "PN": _DUMMY_TEXT, "AE": _DUMMY_TEXT, "UR": "",
 }
 _BINARY_ZERO = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "SV": 0, "UV": 0}
+# Combined codes (PS3.15 E.3.1): the least removal that keeps the object valid.
+_COMBINED = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U"}
 _BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
 _FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 # Code Value, Coding Scheme Designator and Version, Code Meaning, Long and URN Code Value.
@@ -190,9 +192,9 @@ class Anonymizer:
                     self._items(dataset[tag], context, inherited)
                 elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or int(tag) not in _CODE_TAGS):
                     # Cleaning keeps codes readable; a dummy would make them meaningless.
-                    self._apply(dataset, tag, inherited, context)
+                    self._apply(dataset, tag, vr, inherited, context)
                 continue
-            self._apply(dataset, tag, action, context)
+            self._apply(dataset, tag, vr, action, context)
 
     def _action(self, tag: int) -> str | None:
         if tag not in self._actions:
@@ -218,15 +220,13 @@ class Anonymizer:
             return  # a private creator whose safe elements are kept stays with them
         del dataset[tag]
 
-    def _apply(self, dataset: Dataset, tag: BaseTag, action: str, context: _Context) -> None:
-        # Combined codes (PS3.15 E.3.1): the least removal that keeps the object valid.
-        action = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U"}.get(action, action)
+    def _apply(self, dataset: Dataset, tag: BaseTag, vr: str | None, action: str, context: _Context) -> None:
+        action = _COMBINED.get(action, action)
         if action == "K":
             return
         if action == "X":
             del dataset[tag]
             return
-        vr = _vr(dataset, tag)
         # A value that does not depend on the old one is set without converting the old one.
         if int(tag) in (_PATIENT_NAME, _PATIENT_ID):
             _replace(dataset, tag, vr, context.pseudonym)

@@ -25,7 +25,17 @@ _REJECT_REASONS = {
 
 
 class PacsError(Exception):
-    """A DICOM peer could not be reached, refused the association or a request failed."""
+    """A DICOM peer could not be reached, refused the association or a request failed.
+
+    Attributes
+    ----------
+    advice : str
+        What the user can do about it (or ask the PACS administrator for).
+    """
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 @contextmanager
@@ -73,10 +83,18 @@ def associate(
     assoc = ae.associate(address.host, address.port, ae_title=address.called_aet)
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
-        reason = _REJECT_REASONS.get((primitive.result_source, primitive.diagnostic), "no reason known")
-        raise PacsError(f"{address} rejected the association from {calling_aet}: {reason}")
+        cause = (primitive.result_source, primitive.diagnostic)
+        reason = _REJECT_REASONS.get(cause, "no reason known")
+        advice = {
+            (1, 3): f"register AE title {calling_aet!r} (and this host) on the PACS",
+            (1, 7): "use the PACS's own AE title in dicom://AET@HOST:PORT",
+        }.get(cause, "ask the PACS administrator why the association is rejected")
+        raise PacsError(f"{address} rejected the association from {calling_aet}: {reason}", advice)
     if not assoc.is_established:
-        raise PacsError(f"{address} {_unreachable(address, timeout)}")
+        raise PacsError(
+            f"{address} {_unreachable(address, timeout)}",
+            "check host, port and firewall; ask the PACS administrator whether it listens there",
+        )
     try:
         yield assoc
     finally:

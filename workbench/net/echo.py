@@ -88,13 +88,5 @@ def echo(url: str, *, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = 1
                 detail + (f"; not accepted: {', '.join(missing)}" if missing else ""),
                 "ask the PACS administrator to accept these storage classes from this AE title"))
     except PacsError as exc:
-        checks.append(EchoCheck("association", False, str(exc), _association_advice(str(exc), calling_aet)))
+        checks.append(EchoCheck("association", False, str(exc), exc.advice))
     return checks
-
-
-def _association_advice(message: str, calling_aet: str) -> str:
-    if "calling AE title" in message:
-        return f"register AE title {calling_aet!r} (and this host) on the PACS"
-    if "called AE title" in message:
-        return "use the PACS's own AE title in dicom://AET@HOST:PORT"
-    return "check host, port and firewall; ask the PACS administrator whether it listens there"

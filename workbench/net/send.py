@@ -6,16 +6,20 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from tqdm.auto import tqdm
 
+from workbench.dicom import values
+from workbench.dicom.header import read_header
 from workbench.net.address import parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, associate
 
 # C-STORE statuses that store the instance (PS3.4 Table B.2-1): success and the warnings.
 _STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 _MAX_CONTEXTS = 128
+_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 
 
 @dataclass
@@ -54,45 +58,61 @@ def send(
     """
     address = parse_address(url)
     result = SendResult()
-    datasets: list[tuple[str, Dataset]] = []
+    # (where, SOP Class UID, transfer syntax, what to store): files are only described from their
+    # header here, and read one at a time when stored.
+    pending: list[tuple[str, str, str, str | Dataset]] = []
     for item in items:
-        where = "a data set" if isinstance(item, Dataset) else str(item)
         try:
-            ds = item if isinstance(item, Dataset) else dcmread(item)
-            if not (ds.get("SOPClassUID") and ds.get("SOPInstanceUID")):
-                raise ValueError("no SOP Class UID or SOP Instance UID")
+            pending.append(_describe(item))
         except Exception as exc:  # noqa: BLE001 - one bad item is listed, the rest is sent
+            where = "a data set" if isinstance(item, Dataset) else str(item)
             result.failed.append((where, f"not sendable: {type(exc).__name__}: {exc}"))
-            continue
-        if isinstance(item, Dataset):
-            where = f"data set {ds.SOPInstanceUID}"
-        datasets.append((where, ds))
     # One association per group of at most 128 SOP classes (one context per class).
     by_class: dict[str, set[str]] = {}
-    for _, ds in datasets:
-        meta = getattr(ds, "file_meta", None)
-        syntax = str(getattr(meta, "TransferSyntaxUID", "") or ExplicitVRLittleEndian)
-        by_class.setdefault(str(ds.SOPClassUID), set()).add(syntax)
+    for _, sop_class, syntax, _ in pending:
+        by_class.setdefault(sop_class, set()).add(syntax)
     classes = sorted(by_class)
-    with tqdm(total=len(datasets), unit="instance", desc="send", disable=quiet or not datasets) as bar:
+    with tqdm(total=len(pending), unit="instance", desc="send", disable=quiet or not pending) as bar:
         for first in range(0, len(classes), _MAX_CONTEXTS):
             group = set(classes[first:first + _MAX_CONTEXTS])
             contexts = [(uid, sorted(by_class[uid] | {ExplicitVRLittleEndian, ImplicitVRLittleEndian}))
                         for uid in sorted(group)]
             with associate(address, contexts, calling_aet=calling_aet, timeout=timeout) as assoc:
-                for where, ds in datasets:
-                    if str(ds.SOPClassUID) not in group:
-                        continue
-                    _store(assoc, where, ds, result)
-                    bar.update(1)
+                for where, sop_class, _, what in pending:
+                    if sop_class in group:
+                        _store(assoc, where, what, result)
+                        bar.update(1)
     return result
 
 
-def _store(assoc, where: str, ds: Dataset, result: SendResult) -> None:
+def _describe(item: str | os.PathLike | Dataset) -> tuple[str, str, str, str | Dataset]:
+    """(where, SOP Class UID, transfer syntax, what to store) of one item; raises when unsendable."""
+    if isinstance(item, Dataset):
+        sop_class, sop_instance = item.get("SOPClassUID"), item.get("SOPInstanceUID")
+        meta = getattr(item, "file_meta", None)
+        syntax = getattr(meta, "TransferSyntaxUID", None)
+        where = f"data set {sop_instance}"
+    else:
+        with open(item, "rb") as fh:
+            header = read_header(fh, {_SOP_CLASS: "UI", _SOP_INSTANCE: "UI"})
+        sop_class = values.decode_text(header.elements.get(_SOP_CLASS, ("UI", b""))[1], "UI", ())
+        sop_instance = values.decode_text(header.elements.get(_SOP_INSTANCE, ("UI", b""))[1], "UI", ())
+        syntax = header.transfer_syntax_uid or (
+            ImplicitVRLittleEndian if header.implicit_vr else ExplicitVRLittleEndian)
+        where, item = str(item), os.fspath(item)
+    if not (sop_class and sop_instance):
+        raise ValueError("no SOP Class UID or SOP Instance UID")
+    return where, str(sop_class), str(syntax or ExplicitVRLittleEndian), item
+
+
+def _store(assoc, where: str, what: str | Dataset, result: SendResult) -> None:
     try:
-        status = assoc.send_c_store(ds)
+        status = assoc.send_c_store(what)  # a path is read by pynetdicom now, not kept in memory
     except ValueError as exc:  # pynetdicom: no accepted context for this class and syntax
         result.failed.append((where, f"not accepted by the PACS: {exc}"))
+        return
+    except (OSError, InvalidDicomError) as exc:  # the file changed or vanished since it was listed
+        result.failed.append((where, f"not readable: {exc}"))
         return
     code = getattr(status, "Status", None)
     if code in _STORED:
