@@ -265,6 +265,22 @@ ERROR_COLUMNS: tuple[Column, ...] = (
 
 ERROR_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in ERROR_COLUMNS])
 
+#: The ``queries`` table: one row per query a PACS crawl ran (``DIR/queries.parquet``).
+QUERY_SCHEMA = pa.schema([
+    ("crawl_started", pa.string()),  # when the crawl that ran the query started
+    ("source", pa.string()),  # the PACS address
+    ("level", pa.string()),  # STUDY, SERIES or IMAGE
+    ("keys", pa.string()),  # the matching keys, e.g. "StudyDate=20240101-20240131"
+    ("window", pa.string()),  # the date window of a study query
+    ("results", pa.int64()),  # matches returned
+    ("cap_hit", pa.bool_()),  # the PACS's limit was reached (or it said so)
+    ("split", pa.bool_()),  # the window was split and asked again in halves
+    ("status", pa.string()),  # ok or failed (after the retries)
+    ("attempts", pa.int64()),
+    ("seconds", pa.float64()),
+    ("message", pa.string()),  # why capped, or why it failed
+])
+
 
 def markdown_reference() -> str:
     """The column reference of the ``instances`` table as a Markdown table."""

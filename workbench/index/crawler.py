@@ -51,6 +51,9 @@ class CrawlStats:
     rescan: bool = False
     workers: int = 1
     notes: list[str] = field(default_factory=list)
+    #: PACS crawls: the number of queries, and whether nothing suggests a missed instance.
+    queries: int = 0
+    complete: bool = True
 
 
 def under_any(path: str, sources: list[str]) -> bool:
@@ -140,7 +143,7 @@ def crawl(
         to_read, walk_errors, removed = _plan(store, sources, rescan, stats)
         _read_all(store, spec, to_read, walk_errors, workers, quiet, part_rows, stats)
         stats.rows_removed = store.compact(removed)
-        _rebuild_aggregates(store)
+        rebuild_aggregates(store)
         errors = store.read_table("errors", ["path", "error"])
         if errors is not None:
             stats.failed = sum(
@@ -168,6 +171,8 @@ def _plan(
     archive_mtimes: dict[str, set[int | None]] = {}
     archive_members: dict[str, list[str]] = {}
     for row in store.read_keys():
+        if row.remote:
+            continue
         known[(row.path, row.member)] = (row.file_size, row.mtime_ns, row.error)
         if row.member:
             archive_mtimes.setdefault(row.path, set()).add(row.mtime_ns)
@@ -281,7 +286,7 @@ def _read_all(
     commit()
 
 
-def _rebuild_aggregates(store: IndexStore) -> None:
+def rebuild_aggregates(store: IndexStore) -> None:
     """Rebuild series.parquet and studies.parquet when the instances changed since the last build."""
     parts = store.parts("instances")
     state = repr([(seq, path.stat().st_mtime_ns) for seq, path in parts])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.index.columns import ERROR_SCHEMA, instance_schema
+from workbench.index.columns import ERROR_SCHEMA, QUERY_SCHEMA, instance_schema
 from workbench.index.store import IndexStore
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 #: The views :meth:`Index.sql` offers.
-VIEWS = ("instances", "series", "studies", "errors")
+VIEWS = ("instances", "series", "studies", "errors", "queries")
 
 
 class Index:
@@ -65,10 +66,20 @@ class Index:
         """Statistics of the last crawl (files seen, read, unchanged, errors, seconds, ...)."""
         return self.manifest.get("last_crawl", {})
 
+    def _files(self, table: str) -> list[Path]:
+        """The Parquet files of ``table``."""
+        if table in ("instances", "errors"):
+            return [p for _, p in self.store.parts(table)]
+        return [{"series": self.store.series_path, "studies": self.store.studies_path,
+                 "queries": self.store.queries_path}[table]]
+
     def _arrow(self, table: str) -> pa.Table:
         if table in ("series", "studies"):
             path = self.store.series_path if table == "series" else self.store.studies_path
             return pq.read_table(path)
+        if table == "queries":
+            path = self.store.queries_path
+            return pq.read_table(path) if path.exists() else QUERY_SCHEMA.empty_table()
         data = self.store.read_table(table)
         if data is not None:
             return data
@@ -94,18 +105,20 @@ class Index:
         return to_pandas(self._arrow("studies"))
 
     @property
+    def queries(self) -> pd.DataFrame:
+        """One row per query of the PACS crawls: level, keys, results, capped, split, status."""
+        return to_pandas(self._arrow("queries"))
+
+    @property
     def errors(self) -> pd.DataFrame:
         """One row per file that could not be indexed: ``path``, ``error`` class, ``message``."""
         return to_pandas(self._arrow("errors"))
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with the views instances, series, studies and errors."""
+        """An in-memory DuckDB connection with the views instances, series, studies, errors, queries."""
         con = duckdb.connect()
         for view in VIEWS:
-            parts = (
-                [p for _, p in self.store.parts(view)] if view in ("instances", "errors")
-                else [self.store.series_path if view == "series" else self.store.studies_path]
-            )
+            parts = self._files(view)
             if parts and all(p.exists() for p in parts):
                 files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
                 con.execute(

@@ -5,13 +5,15 @@ Layout (the contract in DESIGN.md)::
     DIR/instances/part-00000001.parquet ...   one row per instance
     DIR/errors/part-00000001.parquet ...      one row per file that could not be indexed
     DIR/series.parquet, DIR/studies.parquet   aggregates
+    DIR/queries.parquet                       the queries of PACS crawls
     DIR/manifest.json                         schema version, sources, crawl statistics
 
 Every file is written under a temporary name and renamed into place, so a
 reader never sees half a file. Parts carry a sequence number shared by both
 tables; when a killed crawl leaves two rows for one file (its old row and the
 new one), the row in the higher part wins and :meth:`IndexStore.compact`
-removes the other. A file's key is ``(path, member)``.
+removes the other. A file's key is ``(path, member)``; an instance known from a PACS but
+not retrieved has no path, and its key is ``(source, SOPInstanceUID)``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ SCHEMA_VERSION = 1
 TABLES = ("instances", "errors")
 _PART = re.compile(r"part-(\d{8})\.parquet$")
 _KEY_COLUMNS = ["path", "member", "file_size", "mtime_ns"]
+_REMOTE_KEY_COLUMNS = ["source", "SOPInstanceUID"]
 
 
 class StoredRow(NamedTuple):
@@ -47,9 +50,27 @@ class StoredRow(NamedTuple):
     table: str
     seq: int
 
+    @property
+    def remote(self) -> bool:
+        """Whether the row is an instance known from a PACS and not retrieved (it has no file)."""
+        return self.file_size is None and self.table == "instances" and "://" in self.path
+
 
 class IndexLockedError(RuntimeError):
     """Another crawl is writing to the same index directory."""
+
+
+def row_keys(data: pa.Table) -> list[tuple[str, str]]:
+    """The key of each row of ``data``: ``(path, member)``, or ``(source, SOPInstanceUID)`` without path."""
+    paths = data.column("path").to_pylist()
+    members = data.column("member").to_pylist()
+    if "SOPInstanceUID" not in data.column_names or None not in paths:
+        return [(p, m or "") for p, m in zip(paths, members)]
+    return [
+        (p, m or "") if p is not None else (s, uid)
+        for p, m, s, uid in zip(paths, members, data.column("source").to_pylist(),
+                                data.column("SOPInstanceUID").to_pylist())
+    ]
 
 
 def write_atomic(path: Path, write, durable: bool = True) -> None:
@@ -95,6 +116,7 @@ class IndexStore:
         self.manifest_path = self.directory / "manifest.json"
         self.series_path = self.directory / "series.parquet"
         self.studies_path = self.directory / "studies.parquet"
+        self.queries_path = self.directory / "queries.parquet"
 
     def table_dir(self, table: str) -> Path:
         """The folder of the Parquet parts of ``table`` (``instances`` or ``errors``)."""
@@ -159,16 +181,15 @@ class IndexStore:
         """One entry per stored row of both tables, with its key, size, mtime, error and part."""
         rows: list[StoredRow] = []
         for table in TABLES:
-            columns = _KEY_COLUMNS + (["error"] if table == "errors" else [])
+            columns = _KEY_COLUMNS + (["error"] if table == "errors" else _REMOTE_KEY_COLUMNS)
             for seq, path in self.parts(table):
                 data = pq.read_table(path, columns=columns)
                 errors = data.column("error").to_pylist() if table == "errors" else repeat(None)
                 rows.extend(
-                    StoredRow(p, m or "", size, mtime, error, table, seq)
-                    for p, m, size, mtime, error in zip(
-                        data.column("path").to_pylist(), data.column("member").to_pylist(),
-                        data.column("file_size").to_pylist(), data.column("mtime_ns").to_pylist(),
-                        errors,
+                    StoredRow(p, m, size, mtime, error, table, seq)
+                    for (p, m), size, mtime, error in zip(
+                        row_keys(data), data.column("file_size").to_pylist(),
+                        data.column("mtime_ns").to_pylist(), errors,
                     )
                 )
         return rows
@@ -200,10 +221,7 @@ class IndexStore:
         for (table, seq), gone in drop.items():
             path = self.table_dir(table) / f"part-{seq:08d}.parquet"
             data = pq.read_table(path)
-            keep = [
-                (p, m or "") not in gone
-                for p, m in zip(data.column("path").to_pylist(), data.column("member").to_pylist())
-            ]
+            keep = [key not in gone for key in row_keys(data)]
             kept = data.filter(pa.array(keep))
             if kept.num_rows:
                 write_parquet(path, kept)

@@ -1,0 +1,431 @@
+"""Crawl a PACS into the index: Study Root queries at study, series and instance level.
+
+The rows are those of a folder crawl, with ``source`` the PACS address and no ``path`` until
+the instance is retrieved (:mod:`workbench.net.retrieve`). Every query is recorded in the
+``queries`` table (``DIR/queries.parquet``). A study-level query that comes back capped is
+split by StudyDate (then StudyTime) and asked again until no window is capped, so no study is
+silently missed; the counts the PACS gives for each study and series
+(NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances, PS3.4 Section C.3.4)
+are compared with what the lower levels returned, and every difference is reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+from pydicom import Dataset
+from pydicom.multival import MultiValue
+from tqdm.auto import tqdm
+
+from workbench.dicom import values
+from workbench.index.columns import DICOM_COLUMNS, ERROR_SCHEMA, QUERY_SCHEMA, Column, instance_schema
+from workbench.index.crawler import CrawlStats, rebuild_aggregates
+from workbench.index.index import Index
+from workbench.index.reader import with_sop_class_names
+from workbench.index.store import SCHEMA_VERSION, IndexStore, write_json, write_parquet
+from workbench.net.association import DEFAULT_CALLING_AET, PacsError
+from workbench.net.find import Finder
+
+#: The query level that returns each column level.
+_QUERY_LEVEL = {"patient": "STUDY", "study": "STUDY", "series": "SERIES", "instance": "IMAGE"}
+_COUNTS = {
+    "STUDY": ("NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
+    "SERIES": ("NumberOfSeriesRelatedInstances",),
+    "IMAGE": (),
+}
+# A text VR that parses each column kind from its string form (values.*).
+_TEXT_VR = {"str": "LO", "int": "IS", "float": "DS", "float_list": "DS",
+            "date": "DA", "time": "TM", "datetime": "DT"}
+_EARLIEST = dt.date(1900, 1, 1)
+
+def _return_keys(level: str) -> dict[str, str]:
+    keys = {c.name: "" for c in DICOM_COLUMNS
+            if _QUERY_LEVEL.get(c.level) == level and c.name != "SpecificCharacterSet"}
+    keys.update(dict.fromkeys(_COUNTS[level], ""))
+    return keys
+
+
+def element_value(dataset: Dataset, column: Column) -> Any:
+    """The typed value of ``column`` in a query result (None when absent, empty or unparseable)."""
+    element = dataset.get(column.tag)
+    if element is None or element.value in (None, "", b""):
+        return None
+    value = element.value
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        text = "\\".join(_text(v) for v in value)
+    else:
+        text = _text(value)
+    converter = _CONVERTERS[column.kind]
+    return converter(text.encode("utf-8"), _TEXT_VR[column.kind])
+
+
+def _text(value: Any) -> str:
+    # DS values keep the string they were read from; a float from DICOM JSON is written in full.
+    return repr(value) if type(value) is float else str(value)
+
+
+_CONVERTERS: dict[str, Callable[[bytes, str], Any]] = {
+    "str": lambda raw, vr: values.decode_text(raw, vr, ("utf_8",)) or None,
+    "int": values.to_int,
+    "float": values.to_float,
+    "float_list": values.to_float_list,
+    "date": lambda raw, vr: values.to_date(raw),
+    "time": lambda raw, vr: values.to_time(raw),
+    "datetime": lambda raw, vr: values.to_datetime(raw),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A StudyDate range (``None`` ends are open) and, within one day, a StudyTime range in seconds."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    seconds: tuple[int, int] | None = None
+
+    def keys(self) -> dict[str, str]:
+        """The matching keys of the window (PS3.4 Section C.2.2.2.5, range matching)."""
+        if self.start is None and self.end is None:
+            return {}
+        first = self.start.strftime("%Y%m%d") if self.start else ""
+        last = self.end.strftime("%Y%m%d") if self.end else ""
+        keys = {"StudyDate": first if first == last else f"{first}-{last}"}
+        if self.seconds is not None:
+            keys["StudyTime"] = "-".join(_hhmmss(s) for s in self.seconds)
+        return keys
+
+    def __str__(self) -> str:
+        keys = self.keys()
+        return " ".join(f"{k}={v}" for k, v in keys.items()) or "all dates"
+
+    def split(self) -> list[Window]:
+        """Two halves of the window, or ``[]`` when it is one second already."""
+        if self.start is None or self.end is None or self.start != self.end:
+            low, high = self.start or _EARLIEST, self.end or dt.date.today()
+            if low >= high:  # an open end beyond today or before 1900: close it
+                return [Window(low, low), Window(low + dt.timedelta(days=1), self.end)] \
+                    if self.end is None else [Window(self.start, high), Window(high, high)]
+            middle = low + (high - low) // 2
+            return [Window(self.start, middle), Window(middle + dt.timedelta(days=1), self.end)]
+        first, last = self.seconds or (0, 86399)
+        if first >= last:
+            return []
+        middle = (first + last) // 2
+        return [Window(self.start, self.end, (first, middle)),
+                Window(self.start, self.end, (middle + 1, last))]
+
+    def holds(self, day: dt.date | None) -> bool:
+        """Whether a study of ``day`` is inside the window's dates."""
+        if self.start is None and self.end is None:
+            return True
+        return day is not None and (self.start or day) <= day <= (self.end or day)
+
+
+def _hhmmss(seconds: int) -> str:
+    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+
+
+class _Crawl:
+    """One PACS crawl: the queries, their log, the rows found and the problems seen."""
+
+    def __init__(self, finder: Finder, started: str, retries: int, backoff: float) -> None:
+        self.finder = finder
+        self.started = started
+        self.retries = retries
+        self.backoff = backoff
+        self.log: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.incomplete: list[str] = []
+
+    def query(self, level: str, keys: dict[str, str], window: str = "") -> tuple[list[Dataset], bool]:
+        """Run one query with retries; log it. Returns (matches, capped); no matches when it failed."""
+        begun = time.monotonic()
+        matching = {k: v for k, v in keys.items() if v}
+        entry = {"crawl_started": self.started, "source": self.finder.source, "level": level,
+                 "keys": " ".join(f"{k}={v}" for k, v in matching.items()), "window": window,
+                 "results": 0, "cap_hit": False, "split": False, "status": "ok", "attempts": 0,
+                 "message": ""}
+        self.log.append(entry)
+        for attempt in range(1, self.retries + 2):
+            entry["attempts"] = attempt
+            try:
+                reply = self.finder.find(level, keys)
+            except PacsError as exc:
+                entry["status"], entry["message"] = "failed", str(exc)
+                if attempt <= self.retries:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            entry.update(results=len(reply.identifiers), cap_hit=reply.capped, status="ok",
+                         message=reply.reason, seconds=round(time.monotonic() - begun, 4))
+            return reply.identifiers, reply.capped
+        entry["seconds"] = round(time.monotonic() - begun, 4)
+        what = f"{level} query {entry['keys'] or window or '(all)'}"
+        message = f"{what} failed after {entry['attempts']} attempts: {entry['message']}"
+        self.errors.append({"path": self.finder.source, "member": what, "source": self.finder.source,
+                            "file_size": None, "mtime_ns": None, "error": "query_failed",
+                            "message": message})
+        self.incomplete.append(f"the {what} failed: its results are missing")
+        return [], False
+
+    def check(self, what: str, of: str, expected: int | None, returned: int, capped: bool) -> None:
+        """Note when the PACS's count for ``what`` disagrees with what its query returned.
+
+        A capped reply whose count agrees is complete; one without a count may not be.
+        """
+        if expected is not None and expected != returned:
+            self.incomplete.append(
+                f"{what}: the PACS counts {expected} {of}, the queries returned {returned}")
+        elif expected is None and capped:
+            self.incomplete.append(f"{what}: the {of} query is capped and the PACS gives no count: "
+                                   f"{of} may be missing")
+
+    def studies(self, windows: list[Window], modalities: list[str]) -> list[Dataset]:
+        """Every study in the windows, splitting each capped window until none is."""
+        found: dict[str, Dataset] = {}
+        pending = list(windows)
+        while pending:
+            window = pending.pop(0)
+            keys = _return_keys("STUDY") | window.keys()
+            if modalities:
+                keys["ModalitiesInStudy"] = "\\".join(modalities)
+            matches, capped = self.query("STUDY", keys, str(window))
+            halves = window.split() if capped else []
+            if halves:
+                self.log[-1]["split"] = True
+                pending[:0] = halves
+                continue
+            if capped:
+                self.incomplete.append(f"the study query for {window} is capped and cannot be split further")
+            for match in matches:
+                uid = match.get("StudyInstanceUID")
+                if uid:
+                    found[str(uid)] = match
+        return list(found.values())
+
+
+def _typed(matches: Iterable[Dataset], columns: list[Column]) -> dict[str, Any]:
+    """Column values taken from the first of ``matches`` that has each one."""
+    row: dict[str, Any] = {}
+    for column in columns:
+        for match in matches:
+            value = element_value(match, column)
+            if value is not None:
+                row[column.name] = value
+                break
+    return row
+
+
+def _count(match: Dataset, keyword: str) -> int | None:
+    value = match.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def open_finder(
+    url: str, *, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = 30.0,
+    max_results: int | None = None,
+) -> Finder:
+    """The query service of ``url``: ``dicom://AET@HOST:PORT`` or ``dicomweb+http(s)://...``.
+
+    Raises
+    ------
+    ValueError
+        When ``url`` is neither.
+    """
+    from workbench.net.dicomweb import DicomwebFinder, is_dicomweb
+    from workbench.net.find import DimseFinder
+
+    if is_dicomweb(url):
+        return DicomwebFinder(url, timeout=timeout, max_results=max_results)
+    return DimseFinder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results)
+
+
+def crawl_pacs(
+    url: str,
+    index: str | os.PathLike,
+    *,
+    calling_aet: str = DEFAULT_CALLING_AET,
+    timeout: float = 30.0,
+    max_results: int | None = 1000,
+    level: str = "instance",
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    modalities: Iterable[str] = (),
+    retries: int = 2,
+    backoff: float = 1.0,
+    quiet: bool = False,
+) -> Index:
+    """Index what a PACS holds, without downloading it.
+
+    Parameters
+    ----------
+    url : str
+        ``dicom://AET@HOST:PORT`` (C-FIND, Study Root) or ``dicomweb+http(s)://HOST:PORT/PATH``
+        (QIDO-RS).
+    index : path
+        The index directory.
+    calling_aet : str
+        This side's AE title, as registered on the PACS (DIMSE only).
+    timeout : float
+        Seconds for connecting and for each reply.
+    max_results : int or None
+        The PACS's limit of results per query (a DIMSE reply this long is taken as capped and
+        split; the page size of DICOMweb queries). Many PACSs cap at 500 or 1000.
+    level : {"instance", "series", "study"}
+        How deep to query. Rows are instances; at ``series`` or ``study`` level the crawl only
+        checks what it can (the queries are logged) and no rows are written.
+    since, until : datetime.date, optional
+        Only studies of these dates (inclusive).
+    modalities : iterable of str
+        Only studies holding one of these modalities (ModalitiesInStudy), and only their series of
+        these modalities.
+    retries, backoff : int, float
+        A failed query is tried again ``retries`` times, after ``backoff``, 2x, 4x ... seconds.
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    Index
+        The updated index; ``index.last_crawl`` holds the statistics and, in ``notes``, every
+        sign that the crawl may be incomplete.
+
+    Raises
+    ------
+    ValueError
+        When ``url`` is not a PACS address, ``level`` is not one of the three, or ``since`` is
+        after ``until``.
+    PacsError
+        When the PACS cannot be reached or refuses the association (failures of single queries
+        are retried, then recorded in ``errors`` and ``queries``, and the crawl goes on).
+    """
+    if level not in ("instance", "series", "study"):
+        raise ValueError(f"crawl level {level!r} is not one of instance, series, study")
+    if since and until and since > until:
+        raise ValueError(f"--since {since} is after --until {until}")
+    modalities = [m.strip().upper() for m in modalities if m.strip()]
+    with open_finder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results) as finder:
+        return _crawl(finder, IndexStore(index), level, Window(since, until), modalities, retries,
+                      backoff, quiet)
+
+
+def _crawl(
+    finder: Finder, store: IndexStore, level: str, window: Window, modalities: list[str],
+    retries: int, backoff: float, quiet: bool,
+) -> Index:
+    began = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    stats = CrawlStats(sources=[finder.source], started=started)
+    work = _Crawl(finder, started, retries, backoff)
+    columns = [c for c in DICOM_COLUMNS if c.level in _QUERY_LEVEL]
+    by_level = {q: [c for c in columns if _QUERY_LEVEL[c.level] == q] for q in ("STUDY", "SERIES", "IMAGE")}
+    rows: list[dict[str, Any]] = []
+    studies = work.studies([window], modalities)
+    with tqdm(total=len(studies), unit="study", desc="crawl " + finder.source,
+              disable=quiet or not studies or level == "study", mininterval=0.5) as bar:
+        for study in (studies if level != "study" else []):
+            study_uid = str(study.StudyInstanceUID)
+            series_keys = _return_keys("SERIES") | {"StudyInstanceUID": study_uid}
+            if modalities:
+                series_keys["Modality"] = "\\".join(modalities)
+            series_list, capped = work.query("SERIES", series_keys)
+            expected_series = None if modalities else _count(study, "NumberOfStudyRelatedSeries")
+            work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
+            n_instances = 0
+            for series in series_list:
+                series_uid = str(series.get("SeriesInstanceUID", ""))
+                if level == "series" or not series_uid:
+                    continue
+                keys = _return_keys("IMAGE") | {
+                    "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
+                instances, capped = work.query("IMAGE", keys)
+                work.check(f"series {series_uid}", "instances",
+                           _count(series, "NumberOfSeriesRelatedInstances"), len(instances), capped)
+                n_instances += len(instances)
+                shared = _typed([series, study], by_level["SERIES"] + by_level["STUDY"])
+                for instance in instances:
+                    row = _typed([instance], by_level["IMAGE"]) | shared
+                    row["StudyInstanceUID"], row["SeriesInstanceUID"] = study_uid, series_uid
+                    if row.get("SOPInstanceUID"):
+                        rows.append(row)
+            if level == "instance" and not modalities:
+                work.check(f"study {study_uid}", "instances",
+                           _count(study, "NumberOfStudyRelatedInstances"), n_instances, False)
+            bar.update(1)
+    with store.lock():
+        _commit(store, finder.source, rows, work, window, modalities, level, stats)
+        stats.failed = len(work.errors)
+        stats.queries = len(work.log)
+        stats.complete = not work.incomplete
+        stats.notes = work.incomplete[:200] + (
+            [f"... and {len(work.incomplete) - 200} more"] if len(work.incomplete) > 200 else [])
+        stats.seconds = round(time.time() - began, 3)
+        manifest = store.read_manifest()
+        manifest.setdefault("schema_version", SCHEMA_VERSION)
+        manifest.setdefault("tags", [])
+        manifest.setdefault("full_header", False)
+        manifest["sources"] = sorted(set(manifest.get("sources", [])) | set(stats.sources))
+        manifest["last_crawl"] = asdict(stats)
+        manifest["crawls"] = (manifest.get("crawls", []) + [asdict(stats)])[-50:]
+        write_json(store.manifest_path, manifest)
+    return Index(store.directory)
+
+
+def _in_scope(window: Window, modalities: list[str]) -> Callable[[dict[str, Any]], bool]:
+    def holds(row: dict[str, Any]) -> bool:
+        return window.holds(row.get("StudyDate")) and (not modalities or row.get("Modality") in modalities)
+    return holds
+
+
+def _commit(
+    store: IndexStore, source: str, rows: list[dict[str, Any]], work: _Crawl, window: Window,
+    modalities: list[str], level: str, stats: CrawlStats,
+) -> None:
+    """Write the rows found, drop the vanished ones and the old query errors, log the queries."""
+    stored = store.read_table("instances", ["path", "source", "SOPInstanceUID", "StudyDate", "Modality"])
+    retrieved: set[str] = set()
+    known: dict[str, dict[str, Any]] = {}
+    for row in (stored.to_pylist() if stored is not None else []):
+        if row["source"] == source and row["SOPInstanceUID"]:
+            if row["path"] is None:
+                known[row["SOPInstanceUID"]] = row
+            else:
+                retrieved.add(row["SOPInstanceUID"])
+    found = {row["SOPInstanceUID"] for row in rows}
+    in_scope = _in_scope(window, modalities)
+    gone = set()
+    if level == "instance" and not work.errors:
+        gone = {(source, uid) for uid, row in known.items() if uid not in found and in_scope(row)}
+    old_errors = {(r.path, r.member) for r in store.read_keys() if r.table == "errors" and r.path == source}
+    stats.rows_removed = store.compact(gone | old_errors)
+    new = [row | {"source": source} for row in rows if row["SOPInstanceUID"] not in retrieved]
+    seq = store.next_seq()
+    if new:
+        schema = instance_schema(tuple(store.read_manifest().get("tags", ())))
+        store.write_part("instances", seq, with_sop_class_names(pa.Table.from_pylist(new, schema=schema)))
+    if work.errors:
+        store.write_part("errors", seq, pa.Table.from_pylist(work.errors, schema=ERROR_SCHEMA))
+    store.compact()
+    rebuild_aggregates(store)
+    log = pa.Table.from_pylist(work.log, schema=QUERY_SCHEMA)
+    queries_path = store.queries_path
+    if queries_path.exists():
+        import pyarrow.parquet as pq
+
+        log = pa.concat_tables([pq.read_table(queries_path), log])
+    write_parquet(queries_path, log)
+    stats.files_seen = len(found)
+    stats.files_read = len(new)
+    stats.files_unchanged = len(found & retrieved)
+    stats.instances_added = len(found - known.keys() - retrieved)
+    stats.errors_added = len(work.errors)
