@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from workbench.index import crawl, open_index
 from workbench.index.crawler import NOT_FAILURES, under_any
 from workbench.index.store import IndexLockedError
+from workbench.net.association import DEFAULT_CALLING_AET, PacsError
 from workbench.volume.geometry import SeriesGeometryError
 
 if TYPE_CHECKING:
@@ -74,13 +75,62 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _WithoutPandas())
     tags = [t for t in (args.tags or "").split(",") if t.strip()]
+    pacs = [s for s in args.sources if "://" in s]
+    folders = [s for s in args.sources if "://" not in s]
+    failed = EXIT_OK
+    if folders:
+        try:
+            index = crawl(
+                folders, index=args.index, workers=args.workers, tags=tags,
+                full_header=args.full_header, rescan=args.rescan, quiet=args.quiet,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        failed = _report_crawl(index)
+    for url in pacs:
+        failed = max(failed, _crawl_pacs(url, args))
+    return failed
+
+
+def _date(text: str):
+    import datetime as dt
+
     try:
-        index = crawl(
-            args.sources, index=args.index, workers=args.workers, tags=tags,
-            full_header=args.full_header, rescan=args.rescan, quiet=args.quiet,
+        return dt.date.fromisoformat(text.replace("-", "")[:8] if len(text) == 8 else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _crawl_pacs(url: str, args: argparse.Namespace) -> int:
+    from workbench.index.remote import crawl_pacs
+
+    modalities = [m for value in args.modality or () for m in value.split(",") if m.strip()]
+    try:
+        index = crawl_pacs(
+            url, args.index, calling_aet=args.calling_aet, timeout=args.timeout,
+            max_results=args.max_results or None, level=args.level, since=args.since, until=args.until,
+            modalities=modalities, quiet=args.quiet,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    stats = index.last_crawl
+    print(
+        f"crawled {stats['sources'][0]} in {stats['seconds']:.1f} s: {stats['queries']} queries, "
+        f"{stats['files_seen']} instances ({stats['instances_added']} new, {stats['files_unchanged']} "
+        f"already retrieved), {stats['rows_removed']} vanished rows removed"
+    )
+    for note in stats.get("notes", []):
+        print(f"workbench: {stats['sources'][0]}: {note}", file=sys.stderr)
+    if stats["failed"] or not stats["complete"]:
+        print(f"workbench: {stats['sources'][0]}: the crawl may be incomplete: see the notes above and "
+              "the queries table", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    print("complete: every query under the PACS's limit, and its counts agree")
+    return EXIT_OK
+
+
+def _report_crawl(index) -> int:
+    """Print what a folder crawl did; return its exit code."""
     stats = index.last_crawl
     print(
         f"crawled {stats['files_seen']} files in {stats['seconds']:.1f} s: {stats['files_read']} read, "
@@ -243,7 +293,7 @@ def _cmd_dose(args: argparse.Namespace) -> int:
 
 
 def _cmd_echo(args: argparse.Namespace) -> int:
-    from workbench.net.echo import echo
+    from workbench.net.verification import echo
 
     try:
         checks = echo(args.url, calling_aet=args.calling_aet, timeout=args.timeout)
@@ -265,14 +315,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="A notebook-first DICOM workbench.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("crawl", help="crawl folders and zip archives into a Parquet index")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, file or .zip archive")
+    p = sub.add_parser("crawl", help="crawl folders, zip archives and PACSs into a Parquet index")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="folder, file, .zip archive, dicom://AET@HOST:PORT or dicomweb+http(s)://HOST:PORT/PATH")
     p.add_argument("--index", required=True, metavar="DIR", help="index directory (created or updated)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="reading processes (default: CPUs)")
     p.add_argument("--tags", metavar="KW,...", help="extra DICOM keywords to index as columns")
     p.add_argument("--full-header", action="store_true", help="also store the whole header as DICOM JSON")
     p.add_argument("--rescan", action="store_true", help="read every file again, changed or not")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    pacs = p.add_argument_group("PACS sources")
+    pacs.add_argument("--calling-aet", default=DEFAULT_CALLING_AET, metavar="AET",
+                      help="this side's AE title, as registered on the PACS (default: %(default)s)")
+    pacs.add_argument("--level", choices=("study", "series", "instance"), default="instance",
+                      help="how deep to query (default: %(default)s; only instance level writes rows)")
+    pacs.add_argument("--since", type=_date, metavar="DATE", help="only studies from this date (YYYY-MM-DD)")
+    pacs.add_argument("--until", type=_date, metavar="DATE", help="only studies up to this date")
+    pacs.add_argument("--modality", action="append", metavar="CT,MR",
+                      help="only studies with these modalities")
+    pacs.add_argument("--max-results", type=int, default=1000, metavar="N",
+                      help="the PACS's limit of results per query: windows reaching it are split "
+                           "(default: %(default)s; 0 when it has none)")
+    pacs.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply")
     p.set_defaults(func=_cmd_crawl)
 
     p = sub.add_parser("status", help="counts per table, modality and error class; the last crawl")
@@ -368,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, IndexLockedError, PermissionError,
             SeriesGeometryError) as exc:
         print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    except PacsError as exc:
+        advice = f" ({exc.advice})" if exc.advice else ""
+        print(f"workbench {args.command}: {exc}{advice}", file=sys.stderr)
         return EXIT_FAILED_INPUTS
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted; run it again to resume", file=sys.stderr)

@@ -81,10 +81,13 @@ def _executable() -> str:
 
 
 @contextmanager
-def running_orthanc(root: Path, **options) -> Iterator[Orthanc]:
-    """Orthanc with DICOM and HTTP on 127.0.0.1 only, the called AE title checked, TEST_AET known."""
+def running_orthanc(root: Path, ports: tuple[int, int, int] | None = None, **options) -> Iterator[Orthanc]:
+    """Orthanc with DICOM and HTTP on 127.0.0.1 only, the called AE title checked, TEST_AET known.
+
+    ``ports`` (DICOM, HTTP, C-MOVE destination) restarts a stopped Orthanc where it was.
+    """
     exe = _executable()
-    server = Orthanc(free_port(), free_port(), free_port())
+    server = Orthanc(*(ports or (free_port(), free_port(), free_port())))
     config = {
         "Name": "workbench-tests",
         "StorageDirectory": str(root / "storage"),

@@ -298,3 +298,46 @@ def rebuild_aggregates(store: IndexStore) -> None:
     write_parquet(store.series_path, series)
     write_parquet(store.studies_path, studies)
     write_atomic(stamp, lambda tmp: tmp.write_text(state))
+
+
+def index_retrieved(store: IndexStore, files: list[tuple[str, str]], source: str) -> int:
+    """Index files retrieved from a PACS in place of their path-less rows.
+
+    Parameters
+    ----------
+    store : IndexStore
+        The index.
+    files : list of (path, SOPInstanceUID)
+        The files that arrived and the instance each was asked for.
+    source : str
+        The PACS address; the new rows keep it as their ``source``.
+
+    Returns
+    -------
+    int
+        The number of files indexed (the others are in ``errors``).
+    """
+    if not files:
+        return 0
+    manifest = store.read_manifest()
+    spec = ReadSpec(tags=tuple(manifest.get("tags", ())), full_header=bool(manifest.get("full_header")))
+    items = []
+    for path, _ in files:
+        info = os.stat(path)
+        items.append(FileItem(path, None, source, info.st_size, info.st_mtime_ns))
+    instances, errors = read_files(items, spec)
+    with store.lock():
+        seq = store.next_seq()
+        if instances.num_rows:
+            store.write_part("instances", seq, with_sop_class_names(instances))
+        if errors.num_rows:
+            store.write_part("errors", seq, errors)
+        arrived = set(instances.column("SOPInstanceUID").to_pylist())
+        store.compact({(source, uid) for _, uid in files if uid in arrived})
+    return instances.num_rows
+
+
+def finish_retrieve(store: IndexStore) -> None:
+    """Rebuild the aggregates after :func:`index_retrieved` calls."""
+    with store.lock():
+        rebuild_aggregates(store)

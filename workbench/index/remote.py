@@ -1,7 +1,7 @@
 """Crawl a PACS into the index: Study Root queries at study, series and instance level.
 
 The rows are those of a folder crawl, with ``source`` the PACS address and no ``path`` until
-the instance is retrieved (:mod:`workbench.net.retrieve`). Every query is recorded in the
+the instance is retrieved (:mod:`workbench.net.retrieval`). Every query is recorded in the
 ``queries`` table (``DIR/queries.parquet``). A study-level query that comes back capped is
 split by StudyDate (then StudyTime) and asked again until no window is capped, so no study is
 silently missed; the counts the PACS gives for each study and series

@@ -45,6 +45,8 @@ def associate(
     *,
     calling_aet: str = DEFAULT_CALLING_AET,
     timeout: float = 10.0,
+    scp_roles: Iterable[str] = (),
+    evt_handlers: list | None = None,
 ) -> Iterator:
     """An established association with ``address``, released at the end of the ``with`` block.
 
@@ -59,6 +61,11 @@ def associate(
         This side's AE title.
     timeout : float
         Seconds for the TCP connection, the association negotiation and each reply.
+    scp_roles : iterable of str
+        Abstract syntaxes for which this side also proposes the SCP role (SCP/SCU Role
+        Selection, PS3.7 Section D.3.3.4): the storage classes a C-GET brings back.
+    evt_handlers : list, optional
+        pynetdicom event handlers bound to the association (e.g. ``EVT_C_STORE``).
 
     Raises
     ------
@@ -80,7 +87,15 @@ def associate(
             ae.add_requested_context(abstract)
         else:
             ae.add_requested_context(abstract, list(syntaxes))
-    assoc = ae.associate(address.host, address.port, ae_title=address.called_aet)
+    from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+
+    roles = []
+    for abstract in scp_roles:
+        role = SCP_SCU_RoleSelectionNegotiation()
+        role.sop_class_uid, role.scu_role, role.scp_role = abstract, False, True
+        roles.append(role)
+    assoc = ae.associate(address.host, address.port, ae_title=address.called_aet,
+                         ext_neg=roles or None, evt_handlers=evt_handlers)
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         cause = (primitive.result_source, primitive.diagnostic)

@@ -71,7 +71,8 @@ def client(address: DicomwebAddress, timeout: float = 30.0):
     return DICOMwebClient(address.url, session=session, timeout=timeout)
 
 
-def _http_failure(address: DicomwebAddress, what: str, exc: Exception) -> PacsError:
+def http_failure(address: DicomwebAddress, what: str, exc: Exception) -> PacsError:
+    """A :class:`PacsError` saying in one sentence why an HTTP request for ``what`` failed."""
     import requests
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
@@ -137,7 +138,7 @@ class DicomwebFinder:
             try:
                 page = search(**scope, fields=fields, search_filters=filters, limit=self.page, offset=offset)
             except Exception as exc:  # noqa: BLE001 - requests' errors become one sentence
-                raise _http_failure(self.address, f"a {level} query", exc) from None
+                raise http_failure(self.address, f"a {level} query", exc) from None
             reply.identifiers.extend(Dataset.from_json(match) for match in page)
             if len(page) < self.page:
                 break

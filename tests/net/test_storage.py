@@ -1,4 +1,4 @@
-"""workbench.net.send against a real Orthanc, checked through Orthanc's REST API."""
+"""workbench.net.storage against a real Orthanc, checked through Orthanc's REST API."""
 
 from __future__ import annotations
 
