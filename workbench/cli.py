@@ -304,6 +304,27 @@ def _cmd_echo(args: argparse.Namespace) -> int:
     return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED_INPUTS
 
 
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from workbench.net.retrieval import retrieve
+
+    try:
+        result = retrieve(
+            args.index, args.into, where=args.where, method=args.method, calling_aet=args.calling_aet,
+            move_aet=args.move_aet, move_port=args.move_port, move_host=args.move_host,
+            timeout=args.timeout, quiet=args.quiet,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(
+        f"retrieved {result.received} of {result.selected} selected instances into {args.into} "
+        f"({result.already} already there, {result.indexed} indexed), {result.bytes / 1e6:.1f} MB in "
+        f"{result.seconds:.1f} s ({result.megabytes_per_second:.1f} MB/s)"
+    )
+    for what, reason in result.failed:
+        print(f"workbench: {what}: {reason}", file=sys.stderr)
+    return EXIT_FAILED_INPUTS if result.failed else EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -403,6 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drl", metavar="FILE", help="a DRL table (CSV) to compare against")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_dose)
+
+    p = sub.add_parser("retrieve", help="fetch selected PACS instances into a local cache and index them")
+    p.add_argument("index", metavar="DIR", help="index directory holding a PACS crawl")
+    p.add_argument("--where", metavar="SQL", help="condition on the instances view (default: everything)")
+    p.add_argument("--into", required=True, metavar="CACHE", help="the cache folder (created when missing)")
+    p.add_argument("--method", choices=("get", "move", "wado"), default="get",
+                   help="C-GET (default), C-MOVE to a storage SCP run here, or WADO-RS")
+    p.add_argument("--calling-aet", default=DEFAULT_CALLING_AET, metavar="AET",
+                   help="our AE title (default: %(default)s)")
+    p.add_argument("--move-aet", metavar="AET", help="C-MOVE destination AE title (default: --calling-aet)")
+    p.add_argument("--move-port", type=int, default=11112, metavar="P",
+                   help="port of the C-MOVE storage SCP, as registered on the PACS (default: %(default)s)")
+    p.add_argument("--move-host", default="127.0.0.1", metavar="HOST",
+                   help="address the C-MOVE storage SCP listens on (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply (default: 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_retrieve)
 
     p = sub.add_parser("echo", help="check a PACS: C-ECHO and the services it accepts from us")
     p.add_argument("url", metavar="URL", help="dicom://AET@HOST:PORT")

@@ -6,6 +6,7 @@ import datetime as dt
 import subprocess
 
 import pandas as pd
+import pydicom
 import pytest
 from conftest import ORTHANC_AET, PACS_LIMIT, TEST_AET, dcmtk, running_orthanc
 
@@ -113,3 +114,32 @@ def test_wrong_called_aet_is_a_clear_error(pacs, tmp_path):
     with pytest.raises(PacsError, match="called AE title not recognised"):
         crawl_pacs(pacs.url.replace("ORTHANC@", "NOTORTHANC@"), tmp_path / "index", calling_aet=TEST_AET,
                    quiet=True)
+
+
+_REFUSE_ONE_STUDY = """
+function IncomingFindRequestFilter(query, origin)
+  if query['0008,0052'] == 'SERIES' and query['0020,000d'] == '%s' then
+    error('this query fails on purpose')
+  end
+  return query
+end
+"""
+
+
+def test_a_failing_query_is_retried_then_reported_and_the_rest_kept(pacs, tmp_path):
+    failing = pydicom.dcmread(pacs.files / "pydicom" / "CT_small.dcm", stop_before_pixels=True)
+    others = pydicom.dcmread(pacs.files / "pydicom" / "MR_small.dcm", stop_before_pixels=True)
+    root = tmp_path / "orthanc"
+    root.mkdir()
+    (root / "refuse.lua").write_text(_REFUSE_ONE_STUDY % failing.StudyInstanceUID)
+    with running_orthanc(root, LuaScripts=[str(root / "refuse.lua")]) as server:
+        files = [str(pacs.files / "pydicom" / name) for name in ("CT_small.dcm", "MR_small.dcm")]
+        subprocess.run([dcmtk("storescu"), "-aec", ORTHANC_AET, "127.0.0.1", str(server.dicom_port), *files],
+                       check=True, capture_output=True)
+        index = crawl_pacs(server.url, tmp_path / "index", calling_aet=TEST_AET, backoff=0.05, quiet=True)
+    assert list(index.instances["SOPInstanceUID"]) == [others.SOPInstanceUID]
+    assert not index.last_crawl["complete"] and index.last_crawl["failed"] == 1
+    failed = index.queries.query("status == 'failed'")
+    assert len(failed) == 1 and failed["attempts"].iloc[0] == 3 and failed["level"].iloc[0] == "SERIES"
+    (error,) = index.errors.to_dict("records")
+    assert error["error"] == "query_failed" and failing.StudyInstanceUID in error["member"]

@@ -8,6 +8,7 @@ because the PACS said so (status Cancel, 0xFE00, or Refused: Out of Resources, 0
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -136,14 +137,18 @@ class DimseFinder:
         identifier = query_dataset(level, keys)
         assoc = self._association()
         reply = FindReply()
+        began = time.monotonic()
         for status, match in assoc.send_c_find(identifier, STUDY_ROOT_FIND):
             code = getattr(status, "Status", None)
             if code is None:
                 self.close()
+                if time.monotonic() - began >= self.timeout:
+                    raise PacsError(f"{self.address} did not answer a {level} query within {self.timeout:g} s",
+                                    "try again later, or raise the timeout")
                 raise PacsError(
-                    f"{self.address} did not answer a {level} query within {self.timeout:g} s "
-                    "or dropped the association",
-                    "try again later, or raise the timeout",
+                    f"{self.address} aborted the association during a {level} query",
+                    f"PACSs do this when they do not allow queries from {self.calling_aet}: ask the PACS "
+                    "administrator to register this AE title (and this host)",
                 )
             if code in _PENDING:
                 if match is not None:
