@@ -296,7 +296,8 @@ def _cmd_echo(args: argparse.Namespace) -> int:
     from workbench.net.verification import echo
 
     try:
-        checks = echo(args.url, calling_aet=args.calling_aet, timeout=args.timeout)
+        checks = echo(args.url, calling_aet=args.calling_aet, timeout=args.timeout, move_port=args.move_port,
+                      move_aet=args.move_aet, move_host=args.move_host, move_study=args.move_study)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for check in checks:
@@ -447,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calling-aet", default="WORKBENCH", metavar="AET",
                    help="our AE title (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait (default: 10)")
+    p.add_argument("--move-port", type=int, metavar="P",
+                   help="also check C-MOVE back to us, with a storage SCP on this port")
+    p.add_argument("--move-aet", metavar="AET", help="C-MOVE destination AE title (default: --calling-aet)")
+    p.add_argument("--move-host", default="127.0.0.1", metavar="HOST",
+                   help="address the storage SCP listens on (default: %(default)s)")
+    p.add_argument("--move-study", metavar="UID", help="a study to move back (its instances are dropped)")
     p.set_defaults(func=_cmd_echo)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pydicom
 import pytest
 from conftest import ORTHANC_AET, TEST_AET, free_port
 
@@ -64,3 +65,24 @@ def test_echo_command_exit_codes(orthanc) -> None:
     usage = subprocess.run([sys.executable, "-m", "workbench", "echo", "pacs.example.org"],
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "dicom://AET@HOST:PORT" in usage.stderr
+
+
+def test_move_back_to_us_works_when_the_pacs_knows_us(pacs) -> None:
+    study = str(pydicom.dcmread(pacs.files / "pydicom" / "CT_small.dcm").StudyInstanceUID)
+    checks = echo(pacs.url, calling_aet=TEST_AET, move_port=pacs.move_port, move_study=study)
+    move = checks[-1]
+    assert move.name == "C-MOVE back to us" and move.ok, move
+    assert "1 instance(s) of the study came back" in move.detail
+
+
+def test_move_back_to_an_unknown_destination_says_what_to_register(pacs, run_env) -> None:
+    study = str(pydicom.dcmread(pacs.files / "pydicom" / "CT_small.dcm").StudyInstanceUID)
+    port = free_port()
+    command = ["echo", pacs.url, "--calling-aet", TEST_AET, "--move-aet", "STRANGER",
+               "--move-port", str(port), "--move-study", study]
+    result = subprocess.run([sys.executable, "-m", "workbench", *command], capture_output=True, text=True,
+                            env=run_env, timeout=60)
+    assert result.returncode == 1
+    (line,) = [x for x in result.stdout.splitlines() if "C-MOVE back to us" in x]
+    assert line.startswith("FAIL")
+    assert f"register AE title 'STRANGER' with host 127.0.0.1 and port {port}" in line

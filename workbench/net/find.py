@@ -143,8 +143,9 @@ class DimseFinder:
             if code is None:
                 self.close()
                 if time.monotonic() - began >= self.timeout:
-                    raise PacsError(f"{self.address} did not answer a {level} query within {self.timeout:g} s",
-                                    "try again later, or raise the timeout")
+                    raise PacsError(
+                        f"{self.address} did not answer a {level} query within {self.timeout:g} s",
+                        "try again later, or raise the timeout")
                 raise PacsError(
                     f"{self.address} aborted the association during a {level} query",
                     f"PACSs do this when they do not allow queries from {self.calling_aet}: ask the PACS "

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from workbench.index.crawler import finish_retrieve, index_retrieved
 from workbench.index.index import Index
-from workbench.net.address import parse_address
+from workbench.net.address import PacsAddress, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate, check_ae_title
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -353,11 +354,10 @@ def _get(source, requests, cache, calling_aet, timeout, result, idx) -> None:
     contexts = [(STUDY_ROOT_GET, None)] + [(uid, TRANSFER_SYNTAXES) for uid in classes]
     handlers = [(evt.EVT_C_STORE, _store_handler(cache))]
     cache.calling_aet, cache.move_port = calling_aet, 0
-    with associate(address, contexts, calling_aet=calling_aet, timeout=timeout, scp_roles=classes,
-                   evt_handlers=handlers) as assoc:
-        if not any(c.abstract_syntax == STUDY_ROOT_GET for c in assoc.accepted_contexts):
-            raise PacsError(f"{address} does not accept C-GET (Study Root) from {calling_aet}",
-                            "retrieve with --method move instead")
+    opened = associate(address, contexts, calling_aet=calling_aet, timeout=timeout, scp_roles=classes,
+                       evt_handlers=handlers)
+    refused = f"{address} does not accept C-GET (Study Root) from {calling_aet}"
+    with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
         for level, keys in requests:
             what = f"C-GET {level} {keys.get('SeriesInstanceUID', '')}"
             responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
@@ -365,35 +365,63 @@ def _get(source, requests, cache, calling_aet, timeout, result, idx) -> None:
             _commit(cache, source, idx, result, force=True)
 
 
-def _move(source, requests, cache, calling_aet, move_aet, move_host, move_port, timeout, result,
-          idx) -> None:
+@contextmanager
+def storage_scp(ae_title: str, host: str, port: int, peer_aet: str, on_store: Callable,
+                timeout: float = 30.0) -> Iterator[None]:
+    """A storage SCP listening on ``host:port`` for the time of the ``with`` block.
+
+    It accepts associations only from ``peer_aet`` (the PACS sending the C-MOVE sub-operations)
+    and calls ``on_store(event)`` for each C-STORE, which returns the status to answer.
+
+    Raises
+    ------
+    PacsError
+        When ``host:port`` cannot be listened on.
+    """
     from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-    address = parse_address(source)
-    cache.calling_aet, cache.move_port = move_aet, move_port
-    scp = AE(ae_title=move_aet)
-    scp.require_calling_aet = [address.called_aet]  # the PACS alone may store here
+    scp = AE(ae_title=ae_title)
+    scp.require_calling_aet = [peer_aet]
     scp.network_timeout = scp.dimse_timeout = scp.acse_timeout = timeout
     for context in AllStoragePresentationContexts:
         scp.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     try:
-        server = scp.start_server((move_host, move_port), block=False,
-                                  evt_handlers=[(evt.EVT_C_STORE, _store_handler(cache))])
+        server = scp.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     except OSError as exc:
-        raise PacsError(f"cannot listen on {move_host}:{move_port} for C-MOVE: {exc.strerror or exc}",
+        raise PacsError(f"cannot listen on {host}:{port} for C-MOVE: {exc.strerror or exc}",
                         "choose another --move-port, registered on the PACS for this AE title") from None
     try:
-        with associate(address, [(STUDY_ROOT_MOVE, None)], calling_aet=calling_aet, timeout=timeout) as assoc:
-            if not any(c.abstract_syntax == STUDY_ROOT_MOVE for c in assoc.accepted_contexts):
-                raise PacsError(f"{address} does not accept C-MOVE (Study Root) from {calling_aet}",
-                                "ask the PACS administrator to allow C-MOVE for this AE title")
-            for level, keys in requests:
-                what = f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}"
-                responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
-                _responses(responses, address, what, result, cache, source, idx, timeout)
-                _commit(cache, source, idx, result, force=True)
+        yield
     finally:
         server.shutdown()
+
+
+def move_association(address: PacsAddress, calling_aet: str, timeout: float):
+    """An association proposing Study Root C-MOVE; raises :class:`PacsError` when it is not accepted."""
+    opened = associate(address, [(STUDY_ROOT_MOVE, None)], calling_aet=calling_aet, timeout=timeout)
+    return _requiring(opened, STUDY_ROOT_MOVE, f"{address} does not accept C-MOVE (Study Root) from "
+                      f"{calling_aet}", "ask the PACS administrator to allow C-MOVE for this AE title")
+
+
+@contextmanager
+def _requiring(opened, abstract: str, message: str, advice: str):
+    with opened as assoc:
+        if not any(c.abstract_syntax == abstract for c in assoc.accepted_contexts):
+            raise PacsError(message, advice)
+        yield assoc
+
+
+def _move(source, requests, cache, calling_aet, move_aet, move_host, move_port, timeout, result,
+          idx) -> None:
+    address = parse_address(source)
+    cache.calling_aet, cache.move_port = move_aet, move_port
+    with storage_scp(move_aet, move_host, move_port, address.called_aet, _store_handler(cache), timeout), \
+            move_association(address, calling_aet, timeout) as assoc:
+        for level, keys in requests:
+            what = f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}"
+            responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
+            _responses(responses, address, what, result, cache, source, idx, timeout)
+            _commit(cache, source, idx, result, force=True)
 
 
 def _wado(source, requests, cache, timeout, result, idx) -> None:
