@@ -129,8 +129,11 @@ def running_orthanc(root: Path, ports: tuple[int, int, int] | None = None, **opt
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
-    """An empty Orthanc to send to."""
-    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+    """An empty Orthanc to send to (by DICOMweb too when the plugin is installed)."""
+    options = {}
+    if DICOMWEB_PLUGIN.exists():
+        options = {"Plugins": [str(DICOMWEB_PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+    with running_orthanc(tmp_path_factory.mktemp("orthanc"), **options) as server:
         yield server
 
 
@@ -156,6 +159,11 @@ def pacs(tmp_path_factory, sample_dir: Path, pydicom_files: Path) -> Iterator[Or
         assert stored == expected, f"storescu stored {stored} of {expected}: {store.stdout}{store.stderr}"
         server.files = files
         yield server
+
+
+def needs_dicomweb() -> None:
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip("the orthanc-dicomweb plugin is not installed (bash scripts/test.sh installs it)")
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import ORTHANC_AET, TEST_AET
+from conftest import ORTHANC_AET, TEST_AET, needs_dicomweb
 
 from workbench.net import PacsError, send
 
@@ -55,3 +55,17 @@ def test_a_wrong_called_ae_title_raises_a_clear_error(orthanc, sample_dir: Path)
     url = orthanc.url.replace(ORTHANC_AET, "ELSEWHERE")
     with pytest.raises(PacsError, match="rejected the association.*called AE title"):
         send(sorted(sample_dir.rglob("*.dcm"))[:1], url, calling_aet=TEST_AET, quiet=True)
+
+
+def test_stow_rs_stores_files_and_lists_what_failed(orthanc, pydicom_files: Path, tmp_path: Path) -> None:
+    needs_dicomweb()
+    files = [pydicom_files / "rtplan.dcm", pydicom_files / "waveform_ecg.dcm"]
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not DICOM")
+    result = send([*files, junk], orthanc.dicomweb, quiet=True)
+    assert result.sent == 2
+    assert [where for where, _ in result.failed] == [str(junk)]
+    for path in files:
+        source = pydicom.dcmread(path)
+        (hit,) = _lookup(orthanc, source.SOPInstanceUID)
+        assert _stored_file(orthanc, hit["ID"]).SOPClassUID == source.SOPClassUID

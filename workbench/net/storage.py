@@ -38,10 +38,13 @@ def send(
     timeout: float = 30.0,
     quiet: bool = False,
 ) -> SendResult:
-    """Store files or data sets on the PACS at ``url`` (``dicom://AET@HOST:PORT``).
+    """Store files or data sets on the PACS at ``url``: C-STORE or STOW-RS.
 
-    Each instance is proposed in its own transfer syntax and in both uncompressed little endian
-    ones, so the PACS may take it as is; its SOP Class is the abstract syntax (SR classes included).
+    ``dicom://AET@HOST:PORT``: each instance is proposed in its own transfer syntax and in both
+    uncompressed little endian ones, so the PACS may take it as is; its SOP Class is the abstract
+    syntax (SR classes included). ``dicomweb+http(s)://HOST:PORT/PATH``: STOW-RS (PS3.18
+    Section 10.5), a few instances per request, each failure read from the response's Failed
+    SOP Sequence.
 
     Returns
     -------
@@ -56,6 +59,10 @@ def send(
     ValueError
         When ``url`` or ``calling_aet`` is malformed.
     """
+    from workbench.net.dicomweb import is_dicomweb
+
+    if is_dicomweb(url):
+        return _stow(list(items), url, timeout, quiet)
     address = parse_address(url)
     result = SendResult()
     # (where, SOP Class UID, transfer syntax, what to store): files are only described from their
@@ -120,3 +127,48 @@ def _store(assoc, where: str, what: str | Dataset, result: SendResult) -> None:
     else:
         reason = "no reply (association lost)" if code is None else f"refused with status 0x{code:04X}"
         result.failed.append((where, reason))
+
+
+# Instances per STOW-RS request: a few, so one failed request costs little.
+_STOW_BATCH = 16
+
+
+def _stow(items: list[str | os.PathLike | Dataset], url: str, timeout: float, quiet: bool) -> SendResult:
+    import requests
+    from pydicom import dcmread
+
+    from workbench.net.dicomweb import client, http_failure, parse_dicomweb
+
+    address = parse_dicomweb(url)
+    web = client(address, timeout)
+    result = SendResult()
+    with tqdm(total=len(items), unit="instance", desc="send", disable=quiet or not items) as bar:
+        for first in range(0, len(items), _STOW_BATCH):
+            batch: list[tuple[str, Dataset]] = []
+            for item in items[first:first + _STOW_BATCH]:
+                where = "a data set" if isinstance(item, Dataset) else str(item)
+                try:
+                    batch.append((where, item if isinstance(item, Dataset) else dcmread(item)))
+                except Exception as exc:  # noqa: BLE001 - one bad item is listed, the rest is sent
+                    result.failed.append((where, f"not sendable: {type(exc).__name__}: {exc}"))
+            if not batch:
+                bar.update(len(items[first:first + _STOW_BATCH]))
+                continue
+            try:
+                response = web.store_instances([ds for _, ds in batch])
+            except requests.HTTPError as exc:  # the server refused this request: the others go on
+                result.failed.extend((where, str(http_failure(address, "STOW-RS", exc))) for where, _ in batch)
+                bar.update(len(items[first:first + _STOW_BATCH]))
+                continue
+            except Exception as exc:  # noqa: BLE001 - unreachable, timeout: one sentence
+                raise http_failure(address, "STOW-RS", exc) from None
+            failed = {str(f.ReferencedSOPInstanceUID): f.get("FailureReason")
+                      for f in response.get("FailedSOPSequence", [])}
+            for where, ds in batch:
+                reason = failed.get(str(ds.SOPInstanceUID), "ok")
+                if reason == "ok":
+                    result.sent += 1
+                else:
+                    result.failed.append((where, f"refused with failure reason {reason}"))
+            bar.update(len(items[first:first + _STOW_BATCH]))
+    return result
