@@ -157,7 +157,8 @@ def _stow(items: list[str | os.PathLike | Dataset], url: str, timeout: float, qu
             try:
                 response = web.store_instances([ds for _, ds in batch])
             except requests.HTTPError as exc:  # the server refused this request: the others go on
-                result.failed.extend((where, str(http_failure(address, "STOW-RS", exc))) for where, _ in batch)
+                reason = str(http_failure(address, "STOW-RS", exc))
+                result.failed.extend((where, reason) for where, _ in batch)
                 bar.update(len(items[first:first + _STOW_BATCH]))
                 continue
             except Exception as exc:  # noqa: BLE001 - unreachable, timeout: one sentence
