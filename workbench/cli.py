@@ -109,7 +109,7 @@ def _crawl_pacs(url: str, args: argparse.Namespace) -> int:
         index = crawl_pacs(
             url, args.index, calling_aet=args.calling_aet, timeout=args.timeout,
             max_results=args.max_results or None, level=args.level, since=args.since, until=args.until,
-            modalities=modalities, quiet=args.quiet,
+            modalities=modalities, quiet=args.quiet, tls=_tls(args),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -297,12 +297,29 @@ def _cmd_echo(args: argparse.Namespace) -> int:
 
     try:
         checks = echo(args.url, calling_aet=args.calling_aet, timeout=args.timeout, move_port=args.move_port,
-                      move_aet=args.move_aet, move_host=args.move_host, move_study=args.move_study)
+                      move_aet=args.move_aet, move_host=args.move_host, move_study=args.move_study,
+                      tls=_tls(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for check in checks:
         print(check)
     return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED_INPUTS
+
+
+def _tls(args: argparse.Namespace):
+    """The TLS files the options give, or None."""
+    from workbench.net.address import TlsFiles
+
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    return TlsFiles(args.tls_ca, args.tls_cert, args.tls_key)
+
+
+def _tls_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("DICOM TLS (PS3.15 Annex B.1; implied by dicoms://)")
+    group.add_argument("--tls-ca", metavar="PEM", help="CA certificates that sign the PACS's certificate")
+    group.add_argument("--tls-cert", metavar="PEM", help="our certificate, when the PACS asks for one")
+    group.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
@@ -312,7 +329,7 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
         result = retrieve(
             args.index, args.into, where=args.where, method=args.method, calling_aet=args.calling_aet,
             move_aet=args.move_aet, move_port=args.move_port, move_host=args.move_host,
-            timeout=args.timeout, quiet=args.quiet,
+            timeout=args.timeout, quiet=args.quiet, tls=_tls(args),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -359,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the PACS's limit of results per query: windows reaching it are split "
                            "(default: %(default)s; 0 when it has none)")
     pacs.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply")
+    _tls_arguments(p)
     p.set_defaults(func=_cmd_crawl)
 
     p = sub.add_parser("status", help="counts per table, modality and error class; the last crawl")
@@ -441,10 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address the C-MOVE storage SCP listens on (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply (default: 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _tls_arguments(p)
     p.set_defaults(func=_cmd_retrieve)
 
     p = sub.add_parser("echo", help="check a PACS: C-ECHO and the services it accepts from us")
-    p.add_argument("url", metavar="URL", help="dicom://AET@HOST:PORT")
+    p.add_argument("url", metavar="URL", help="dicom://AET@HOST:PORT (dicoms:// for TLS)")
     p.add_argument("--calling-aet", default="WORKBENCH", metavar="AET",
                    help="our AE title (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait (default: 10)")
@@ -454,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--move-host", default="127.0.0.1", metavar="HOST",
                    help="address the storage SCP listens on (default: %(default)s)")
     p.add_argument("--move-study", metavar="UID", help="a study to move back (its instances are dropped)")
+    _tls_arguments(p)
     p.set_defaults(func=_cmd_echo)
 
     p = sub.add_parser("demo", help="crawl the bundled sample data into a fresh index and show it")

@@ -143,3 +143,27 @@ def test_a_failing_query_is_retried_then_reported_and_the_rest_kept(pacs, tmp_pa
     assert len(failed) == 1 and failed["attempts"].iloc[0] == 3 and failed["level"].iloc[0] == "SERIES"
     (error,) = index.errors.to_dict("records")
     assert error["error"] == "query_failed" and failing.StudyInstanceUID in error["member"]
+
+
+def test_a_crawl_stopped_midway_resumes_where_it_stopped(pacs, folder_index, tmp_path, monkeypatch):
+    import workbench.index.remote as remote
+
+    monkeypatch.setattr(remote, "PART_ROWS", 1)  # commit after every study
+    add = remote._Writer.add
+    calls = []
+
+    def add_then_die(writer, study_uid, rows):
+        add(writer, study_uid, rows)
+        calls.append(study_uid)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a kill leaves: the parts and checkpoint written so far
+
+    monkeypatch.setattr(remote._Writer, "add", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        crawl_pacs(pacs.url, tmp_path / "index", calling_aet=TEST_AET, max_results=None, quiet=True)
+    monkeypatch.setattr(remote._Writer, "add", add)
+    index = crawl_pacs(pacs.url, tmp_path / "index", calling_aet=TEST_AET, max_results=None, quiet=True)
+    assert "resumed: 3 studies were crawled by the run that stopped" in index.last_crawl["notes"]
+    assert index.instances["SOPInstanceUID"].is_unique
+    assert set(index.instances["SOPInstanceUID"]) == set(folder_index.instances["SOPInstanceUID"])
+    assert not list((tmp_path / "index").glob(".pacs-crawl-*"))

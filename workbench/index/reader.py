@@ -52,7 +52,7 @@ class ReadSpec:
     def converters(self) -> tuple[tuple[str, int, Callable], ...]:
         """(name, tag, converter) of each column read from the data set."""
         return tuple(
-            (c.name, c.tag, _CONVERTERS[c.kind]) for c in instance_columns(self.tags, self.full_header)
+            (c.name, c.tag, CONVERTERS[c.kind]) for c in instance_columns(self.tags, self.full_header)
             if c.level != "file" and c.tag is not None
         )
 
@@ -105,8 +105,8 @@ def _datetime(vr: str, raw: bytes, little: bool, _: tuple[str, ...]) -> Any:
     return values.to_datetime(raw)
 
 
-# Column kind -> function(vr, raw value, little endian, encodings) -> typed value.
-_CONVERTERS: dict[str, Callable[[str, bytes, bool, tuple[str, ...]], Any]] = {
+#: Column kind -> function(vr, raw value, little endian, encodings) -> typed value.
+CONVERTERS: dict[str, Callable[[str, bytes, bool, tuple[str, ...]], Any]] = {
     "str": _text, "float": _float, "int": _int, "float_list": _float_list,
     "date": _date, "time": _time, "datetime": _datetime,
 }

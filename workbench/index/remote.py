@@ -12,6 +12,8 @@ are compared with what the lower levels returned, and every difference is report
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -19,16 +21,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from tqdm.auto import tqdm
 
 from workbench.dicom import values
 from workbench.index.columns import DICOM_COLUMNS, ERROR_SCHEMA, QUERY_SCHEMA, Column, instance_schema
-from workbench.index.crawler import CrawlStats, rebuild_aggregates
+from workbench.index.crawler import PART_ROWS, PART_SECONDS, CrawlStats, rebuild_aggregates
 from workbench.index.index import Index
-from workbench.index.reader import with_sop_class_names
+from workbench.index.reader import CONVERTERS, with_sop_class_names
 from workbench.index.store import SCHEMA_VERSION, IndexStore, write_json, write_parquet
+from workbench.net.address import TlsFiles
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError
 from workbench.net.find import Finder
 
@@ -51,20 +56,28 @@ def _return_keys(level: str) -> dict[str, str]:
     return keys
 
 
-def element_value(dataset: Dataset, column: Column) -> Any:
-    """The typed value of ``column`` in a query result (None when absent, empty or unparseable)."""
-    element = dataset.get(column.tag)
-    if element is None or element.value in (None, "", b""):
+def element_value(dataset: Dataset, column: Column, encodings: tuple[str, ...] = ()) -> Any:
+    """The typed value of ``column`` in a query result (None when absent, empty or unparseable).
+
+    A C-FIND identifier holds raw elements: their bytes are typed like a file's (no pydicom
+    conversion); a DICOM JSON result (QIDO-RS) holds values, typed from their text.
+    """
+    element = dataset.get_item(column.tag)
+    if element is None:
         return None
+    if isinstance(element, RawDataElement):
+        if not element.value:
+            return None
+        return CONVERTERS[column.kind](element.VR or column.vr, element.value, element.is_little_endian,
+                                       encodings)
     value = element.value
-    if isinstance(value, bytes):
+    if value in (None, "", b"") or isinstance(value, bytes):
         return None
     if isinstance(value, (list, tuple, MultiValue)):
         text = "\\".join(_text(v) for v in value)
     else:
         text = _text(value)
-    converter = _CONVERTERS[column.kind]
-    return converter(text.encode("utf-8"), _TEXT_VR[column.kind])
+    return CONVERTERS[column.kind](_TEXT_VR[column.kind], text.encode("utf-8"), True, ("utf_8",))
 
 
 def _text(value: Any) -> str:
@@ -72,15 +85,14 @@ def _text(value: Any) -> str:
     return repr(value) if type(value) is float else str(value)
 
 
-_CONVERTERS: dict[str, Callable[[bytes, str], Any]] = {
-    "str": lambda raw, vr: values.decode_text(raw, vr, ("utf_8",)) or None,
-    "int": values.to_int,
-    "float": values.to_float,
-    "float_list": values.to_float_list,
-    "date": lambda raw, vr: values.to_date(raw),
-    "time": lambda raw, vr: values.to_time(raw),
-    "datetime": lambda raw, vr: values.to_datetime(raw),
-}
+def identifier_encodings(dataset: Dataset) -> tuple[str, ...]:
+    """The Python codecs of a query result's Specific Character Set."""
+    element = dataset.get_item(0x00080005)
+    if element is None:
+        return values.python_encodings(None)
+    raw = element.value if isinstance(element, RawDataElement) else "\\".join(
+        element.value if isinstance(element.value, (list, MultiValue)) else [element.value or ""]).encode()
+    return values.python_encodings(raw.strip(b" \x00") if raw else None)
 
 
 @dataclass(frozen=True)
@@ -214,9 +226,10 @@ class _Crawl:
 def _typed(matches: Iterable[Dataset], columns: list[Column]) -> dict[str, Any]:
     """Column values taken from the first of ``matches`` that has each one."""
     row: dict[str, Any] = {}
+    encodings = [identifier_encodings(match) for match in matches]
     for column in columns:
-        for match in matches:
-            value = element_value(match, column)
+        for match, codecs in zip(matches, encodings):
+            value = element_value(match, column, codecs)
             if value is not None:
                 row[column.name] = value
                 break
@@ -233,7 +246,7 @@ def _count(match: Dataset, keyword: str) -> int | None:
 
 def open_finder(
     url: str, *, calling_aet: str = DEFAULT_CALLING_AET, timeout: float = 30.0,
-    max_results: int | None = None,
+    max_results: int | None = None, tls: TlsFiles | None = None,
 ) -> Finder:
     """The query service of ``url``: ``dicom://AET@HOST:PORT`` or ``dicomweb+http(s)://...``.
 
@@ -247,7 +260,7 @@ def open_finder(
 
     if is_dicomweb(url):
         return DicomwebFinder(url, timeout=timeout, max_results=max_results)
-    return DimseFinder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results)
+    return DimseFinder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results, tls=tls)
 
 
 def crawl_pacs(
@@ -264,6 +277,7 @@ def crawl_pacs(
     retries: int = 2,
     backoff: float = 1.0,
     quiet: bool = False,
+    tls: TlsFiles | None = None,
 ) -> Index:
     """Index what a PACS holds, without downloading it.
 
@@ -293,6 +307,8 @@ def crawl_pacs(
         A failed query is tried again ``retries`` times, after ``backoff``, 2x, 4x ... seconds.
     quiet : bool
         No progress bar.
+    tls : TlsFiles, optional
+        DIMSE over TLS with these files (``dicoms://`` uses TLS with the system's CAs without them).
 
     Returns
     -------
@@ -314,7 +330,8 @@ def crawl_pacs(
     if since and until and since > until:
         raise ValueError(f"--since {since} is after --until {until}")
     modalities = [m.strip().upper() for m in modalities if m.strip()]
-    with open_finder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results) as finder:
+    with open_finder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results,
+                     tls=tls) as finder:
         return _crawl(finder, IndexStore(index), level, Window(since, until), modalities, retries,
                       backoff, quiet)
 
@@ -329,11 +346,15 @@ def _crawl(
     work = _Crawl(finder, started, retries, backoff)
     columns = [c for c in DICOM_COLUMNS if c.level in _QUERY_LEVEL]
     by_level = {q: [c for c in columns if _QUERY_LEVEL[c.level] == q] for q in ("STUDY", "SERIES", "IMAGE")}
-    rows: list[dict[str, Any]] = []
+    writer = _Writer(store, finder.source, f"{finder.source} {window} {','.join(modalities)} {level}")
     studies = work.studies([window], modalities)
-    with tqdm(total=len(studies), unit="study", desc="crawl " + finder.source,
-              disable=quiet or not studies or level == "study", mininterval=0.5) as bar:
-        for study in (studies if level != "study" else []):
+    todo = [s for s in studies if str(s.StudyInstanceUID) not in writer.done] if level != "study" else []
+    if len(todo) < len(studies) and level != "study":
+        stats.notes.append(
+            f"resumed: {len(studies) - len(todo)} studies were crawled by the run that stopped")
+    with tqdm(total=len(todo), unit="study", desc="crawl " + finder.source,
+              disable=quiet or not todo, mininterval=0.5) as bar:
+        for study in todo:
             study_uid = str(study.StudyInstanceUID)
             series_keys = _return_keys("SERIES") | {"StudyInstanceUID": study_uid}
             if modalities:
@@ -341,7 +362,7 @@ def _crawl(
             series_list, capped = work.query("SERIES", series_keys)
             expected_series = None if modalities else _count(study, "NumberOfStudyRelatedSeries")
             work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
-            n_instances = 0
+            rows: list[dict[str, Any]] = []
             for series in series_list:
                 series_uid = str(series.get("SeriesInstanceUID", ""))
                 if level == "series" or not series_uid:
@@ -351,7 +372,6 @@ def _crawl(
                 instances, capped = work.query("IMAGE", keys)
                 work.check(f"series {series_uid}", "instances",
                            _count(series, "NumberOfSeriesRelatedInstances"), len(instances), capped)
-                n_instances += len(instances)
                 shared = _typed([series, study], by_level["SERIES"] + by_level["STUDY"])
                 for instance in instances:
                     row = _typed([instance], by_level["IMAGE"]) | shared
@@ -360,16 +380,17 @@ def _crawl(
                         rows.append(row)
             if level == "instance" and not modalities:
                 work.check(f"study {study_uid}", "instances",
-                           _count(study, "NumberOfStudyRelatedInstances"), n_instances, False)
+                           _count(study, "NumberOfStudyRelatedInstances"), len(rows), False)
+            writer.add(study_uid, rows)
             bar.update(1)
+    writer.finish(work, window, modalities, level, stats)
+    stats.failed = len(work.errors)
+    stats.queries = len(work.log)
+    stats.complete = not work.incomplete
+    stats.notes += work.incomplete[:200] + (
+        [f"... and {len(work.incomplete) - 200} more"] if len(work.incomplete) > 200 else [])
+    stats.seconds = round(time.time() - began, 3)
     with store.lock():
-        _commit(store, finder.source, rows, work, window, modalities, level, stats)
-        stats.failed = len(work.errors)
-        stats.queries = len(work.log)
-        stats.complete = not work.incomplete
-        stats.notes = work.incomplete[:200] + (
-            [f"... and {len(work.incomplete) - 200} more"] if len(work.incomplete) > 200 else [])
-        stats.seconds = round(time.time() - began, 3)
         manifest = store.read_manifest()
         manifest.setdefault("schema_version", SCHEMA_VERSION)
         manifest.setdefault("tags", [])
@@ -378,54 +399,97 @@ def _crawl(
         manifest["last_crawl"] = asdict(stats)
         manifest["crawls"] = (manifest.get("crawls", []) + [asdict(stats)])[-50:]
         write_json(store.manifest_path, manifest)
+    writer.checkpoint.unlink(missing_ok=True)
     return Index(store.directory)
+
+
+class _Writer:
+    """Commits the rows of a PACS crawl in parts, with a checkpoint of the studies done.
+
+    A crawl killed at any moment and run again with the same source, dates, modalities and level
+    skips the studies the checkpoint lists (their rows are committed); a study whose rows were
+    committed but not yet listed is crawled again, its new rows superseding the old (same key).
+    """
+
+    def __init__(self, store: IndexStore, source: str, scope: str) -> None:
+        self.store = store
+        self.source = source
+        digest = hashlib.sha1(scope.encode()).hexdigest()[:16]
+        self.checkpoint = store.directory / f".pacs-crawl-{digest}.json"
+        self.known: dict[str, dict[str, Any]] = {}
+        self.retrieved: set[str] = set()
+        with store.lock():
+            stored = store.read_table("instances", ["path", "source", "SOPInstanceUID", "StudyInstanceUID",
+                                                    "StudyDate", "Modality"])
+            self.tags = tuple(store.read_manifest().get("tags", ()))
+            done = json.loads(self.checkpoint.read_text()) if self.checkpoint.exists() else []
+        for row in (stored.to_pylist() if stored is not None else []):
+            if row["source"] == source and row["SOPInstanceUID"]:
+                if row["path"] is None:
+                    self.known[row["SOPInstanceUID"]] = row
+                else:
+                    self.retrieved.add(row["SOPInstanceUID"])
+        self.done: set[str] = set(done)
+        self.found: set[str] = {
+            uid for uid, row in self.known.items() if row["StudyInstanceUID"] in self.done}
+        self.pending: list[dict[str, Any]] = []
+        self.pending_studies: list[str] = []
+        self.written = 0
+        self.last = time.monotonic()
+
+    def add(self, study_uid: str, rows: list[dict[str, Any]]) -> None:
+        """The rows of one study; committed with the next part."""
+        self.pending.extend(rows)
+        self.pending_studies.append(study_uid)
+        self.found.update(row["SOPInstanceUID"] for row in rows)
+        if len(self.pending) >= PART_ROWS or time.monotonic() - self.last > PART_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the pending rows as one part, then list their studies as done."""
+        new = [row | {"source": self.source} for row in self.pending
+               if row["SOPInstanceUID"] not in self.retrieved]
+        with self.store.lock():
+            if new:
+                table = pa.Table.from_pylist(new, schema=instance_schema(self.tags))
+                self.store.write_part("instances", self.store.next_seq(), with_sop_class_names(table))
+            self.done.update(self.pending_studies)
+            write_json(self.checkpoint, sorted(self.done))
+        self.written += len(new)
+        self.pending, self.pending_studies = [], []
+        self.last = time.monotonic()
+
+    def finish(self, work: _Crawl, window: Window, modalities: list[str], level: str,
+               stats: CrawlStats) -> None:
+        """Last part; drop vanished rows and old query errors; log the queries; rebuild aggregates."""
+        self.flush()
+        in_scope = _in_scope(window, modalities)
+        gone = set()
+        if level == "instance" and not work.errors:
+            gone = {(self.source, uid) for uid, row in self.known.items()
+                    if uid not in self.found and in_scope(row)}
+        with self.store.lock():
+            old_errors = {(r.path, r.member) for r in self.store.read_keys()
+                          if r.table == "errors" and r.path == self.source}
+            stats.rows_removed = len(gone)
+            self.store.compact(gone | old_errors)
+            if work.errors:
+                self.store.write_part("errors", self.store.next_seq(),
+                                      pa.Table.from_pylist(work.errors, schema=ERROR_SCHEMA))
+            self.store.compact()
+            rebuild_aggregates(self.store)
+            log = pa.Table.from_pylist(work.log, schema=QUERY_SCHEMA)
+            if self.store.queries_path.exists():
+                log = pa.concat_tables([pq.read_table(self.store.queries_path), log])
+            write_parquet(self.store.queries_path, log)
+        stats.files_seen = len(self.found)
+        stats.files_read = self.written
+        stats.files_unchanged = len(self.found & self.retrieved)
+        stats.instances_added = len(self.found - self.known.keys() - self.retrieved)
+        stats.errors_added = len(work.errors)
 
 
 def _in_scope(window: Window, modalities: list[str]) -> Callable[[dict[str, Any]], bool]:
     def holds(row: dict[str, Any]) -> bool:
         return window.holds(row.get("StudyDate")) and (not modalities or row.get("Modality") in modalities)
     return holds
-
-
-def _commit(
-    store: IndexStore, source: str, rows: list[dict[str, Any]], work: _Crawl, window: Window,
-    modalities: list[str], level: str, stats: CrawlStats,
-) -> None:
-    """Write the rows found, drop the vanished ones and the old query errors, log the queries."""
-    stored = store.read_table("instances", ["path", "source", "SOPInstanceUID", "StudyDate", "Modality"])
-    retrieved: set[str] = set()
-    known: dict[str, dict[str, Any]] = {}
-    for row in (stored.to_pylist() if stored is not None else []):
-        if row["source"] == source and row["SOPInstanceUID"]:
-            if row["path"] is None:
-                known[row["SOPInstanceUID"]] = row
-            else:
-                retrieved.add(row["SOPInstanceUID"])
-    found = {row["SOPInstanceUID"] for row in rows}
-    in_scope = _in_scope(window, modalities)
-    gone = set()
-    if level == "instance" and not work.errors:
-        gone = {(source, uid) for uid, row in known.items() if uid not in found and in_scope(row)}
-    old_errors = {(r.path, r.member) for r in store.read_keys() if r.table == "errors" and r.path == source}
-    stats.rows_removed = store.compact(gone | old_errors)
-    new = [row | {"source": source} for row in rows if row["SOPInstanceUID"] not in retrieved]
-    seq = store.next_seq()
-    if new:
-        schema = instance_schema(tuple(store.read_manifest().get("tags", ())))
-        store.write_part("instances", seq, with_sop_class_names(pa.Table.from_pylist(new, schema=schema)))
-    if work.errors:
-        store.write_part("errors", seq, pa.Table.from_pylist(work.errors, schema=ERROR_SCHEMA))
-    store.compact()
-    rebuild_aggregates(store)
-    log = pa.Table.from_pylist(work.log, schema=QUERY_SCHEMA)
-    queries_path = store.queries_path
-    if queries_path.exists():
-        import pyarrow.parquet as pq
-
-        log = pa.concat_tables([pq.read_table(queries_path), log])
-    write_parquet(queries_path, log)
-    stats.files_seen = len(found)
-    stats.files_read = len(new)
-    stats.files_unchanged = len(found & retrieved)
-    stats.instances_added = len(found - known.keys() - retrieved)
-    stats.errors_added = len(work.errors)

@@ -75,8 +75,11 @@ def associate(
     ValueError
         When ``calling_aet`` is not an AE title or more than 128 contexts are asked for.
     """
-    from pynetdicom import AE
+    from pynetdicom import AE, _config
 
+    # pynetdicom formats every identifier of every C-FIND response for its log, whatever the log
+    # level: on an instance-level crawl that is more time than the PACS takes to answer.
+    _config.LOG_RESPONSE_IDENTIFIERS = _config.LOG_REQUEST_IDENTIFIERS = False
     ae = AE(ae_title=check_ae_title(calling_aet, "the calling AE title"))
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     contexts = list(contexts)
@@ -94,8 +97,9 @@ def associate(
         role = SCP_SCU_RoleSelectionNegotiation()
         role.sop_class_uid, role.scu_role, role.scp_role = abstract, False, True
         roles.append(role)
+    tls_args = (address.tls.context(), address.host) if address.tls else None
     assoc = ae.associate(address.host, address.port, ae_title=address.called_aet,
-                         ext_neg=roles or None, evt_handlers=evt_handlers)
+                         ext_neg=roles or None, evt_handlers=evt_handlers, tls_args=tls_args)
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         cause = (primitive.result_source, primitive.diagnostic)
@@ -110,6 +114,9 @@ def associate(
             f"{address} {_unreachable(address, timeout)}",
             "check host, port and firewall; ask the PACS administrator whether it listens there",
         )
+    # Requests go out as several small writes; without TCP_NODELAY each may wait for the peer's
+    # delayed ACK (40 ms on Linux), longer than most PACSs take to answer a query.
+    assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         yield assoc
     finally:
@@ -120,8 +127,20 @@ def associate(
 def _unreachable(address: PacsAddress, timeout: float) -> str:
     """Why no association came about, from a plain TCP connection (pynetdicom only says aborted)."""
     try:
-        with socket.create_connection((address.host, address.port), timeout=timeout):
-            return "accepted the connection but aborted the association (is it a DICOM port?)"
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            if address.tls:
+                import ssl
+
+                try:
+                    with address.tls.context().wrap_socket(sock, server_hostname=address.host):
+                        pass
+                except ssl.SSLError as exc:
+                    return f"failed the TLS handshake: {exc.reason or exc}"
+                except OSError as exc:  # the PACS closed the connection: it wants a client certificate
+                    return (f"closed the TLS connection ({exc.strerror or exc}): does it require "
+                            "a certificate of ours?")
+            return ("accepted the connection but aborted the association (is it a DICOM port? "
+                    "a TLS port needs dicoms://)")
     except ConnectionRefusedError:
         return f"refused the connection: nothing listens on port {address.port} of {address.host}"
     except socket.gaierror:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from pydicom import Dataset
 
-from workbench.net.address import PacsAddress, parse_address
+from workbench.net.address import PacsAddress, TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -92,6 +92,8 @@ class DimseFinder:
     max_results : int or None
         The PACS's limit of results per query, when known: a reply with this many results is
         taken as capped.
+    tls : TlsFiles, optional
+        Use TLS with these files (``dicoms://`` uses TLS with the system's CAs without them).
     """
 
     def __init__(
@@ -101,8 +103,9 @@ class DimseFinder:
         calling_aet: str = DEFAULT_CALLING_AET,
         timeout: float = 30.0,
         max_results: int | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
-        self.address: PacsAddress = parse_address(url)
+        self.address: PacsAddress = parse_address(url, tls)
         self.source = str(self.address)
         self.calling_aet = calling_aet
         self.timeout = timeout

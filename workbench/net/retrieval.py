@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from workbench.index.crawler import finish_retrieve, index_retrieved
 from workbench.index.index import Index
-from workbench.net.address import PacsAddress, parse_address
+from workbench.net.address import PacsAddress, TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate, check_ae_title
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -96,8 +96,6 @@ class _Cache:
         self.arrived: list[tuple[str, str]] = []
         self.committed = 0
         self.bytes = 0
-        self.calling_aet = ""
-        self.move_port = 0
         self.started = time.monotonic()
         self._lock = threading.Lock()
 
@@ -149,6 +147,7 @@ def retrieve(
     move_host: str = "127.0.0.1",
     timeout: float = 30.0,
     quiet: bool = False,
+    tls: TlsFiles | None = None,
 ) -> RetrieveResult:
     """Fetch the selected PACS instances of an index into a cache folder and index them there.
 
@@ -175,6 +174,9 @@ def retrieve(
         Seconds for connecting and for each reply.
     quiet : bool
         No progress bar.
+    tls : TlsFiles, optional
+        DIMSE over TLS with these files (sources crawled as ``dicoms://`` use TLS with the system's
+        CAs without them). The C-MOVE storage SCP does not use TLS: keep it on 127.0.0.1.
 
     Returns
     -------
@@ -223,20 +225,20 @@ def retrieve(
     with tqdm(total=total, unit="instance", desc="retrieve", disable=quiet or not total) as bar:
         try:
             for source, wanted in todo.items():
-                cache = _Cache(cache_root, wanted, bar)
+                transfer = _Transfer(source, idx, result, _Cache(cache_root, wanted, bar), calling_aet,
+                                     timeout)
                 requests = _requests(wanted, whole)
                 try:
                     if source.startswith("dicomweb+") or method == "wado":
-                        _wado(source, requests, cache, timeout, result, idx)
+                        transfer.wado(requests)
                     elif method == "get":
-                        _get(source, requests, cache, calling_aet, timeout, result, idx)
+                        transfer.get(parse_address(source, tls), requests)
                     else:
-                        _move(source, requests, cache, calling_aet, move_aet, move_host, move_port,
-                              timeout, result, idx)
+                        transfer.move(parse_address(source, tls), requests, move_aet, move_host, move_port)
                 finally:
-                    result.received += len(cache.arrived) + cache.committed
-                    result.bytes += cache.bytes
-                    result.indexed += index_retrieved(idx.store, cache.take(), source)
+                    transfer.commit(force=True)
+                    result.received += transfer.cache.committed
+                    result.bytes += transfer.cache.bytes
         finally:
             finish_retrieve(idx.store)
             result.seconds = round(time.monotonic() - began, 3)
@@ -247,7 +249,8 @@ def _selection(idx: Index, where: str | None) -> list[dict]:
     import duckdb
 
     query = ("SELECT SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, SOPClassUID, source, path "
-             "FROM instances WHERE (source LIKE 'dicom://%' OR source LIKE 'dicomweb+%')")
+             "FROM instances WHERE (source LIKE 'dicom://%' OR source LIKE 'dicoms://%' "
+             "OR source LIKE 'dicomweb+%')")
     if where:
         query += f" AND ({where})"
     with idx.connect() as con:
@@ -304,65 +307,111 @@ def _store_handler(cache: _Cache):
     return handle
 
 
-def _commit(cache: _Cache, source: str, idx: Index, result: RetrieveResult, force: bool = False) -> None:
-    if force or len(cache.arrived) >= _COMMIT_EVERY:
-        arrived = cache.take()
-        cache.committed += len(arrived)
-        result.indexed += index_retrieved(idx.store, arrived, source)
+class _Transfer:
+    """The requests to one source: sends them, follows the answers, indexes what arrives."""
 
+    def __init__(self, source: str, idx: Index, result: RetrieveResult, cache: _Cache, calling_aet: str,
+                 timeout: float) -> None:
+        self.source = source
+        self.idx = idx
+        self.result = result
+        self.cache = cache
+        self.calling_aet = calling_aet
+        self.timeout = timeout
 
-def _responses(responses, address, request: str, result: RetrieveResult, cache: _Cache, source: str,
-               idx: Index, timeout: float) -> None:
-    """Follow the C-GET/C-MOVE responses of one request; index arrivals as they accumulate."""
-    final = None
-    for status, _ in responses:
-        code = getattr(status, "Status", None)
-        if code is None:
-            raise PacsError(
-                f"{address} stopped answering during {request} (no reply within {timeout:g} s, or the "
-                "association was lost)", "run the same command again: what arrived is kept and indexed")
-        final = status
-        if code not in (0xFF00, 0xFF01):
-            break
-        _commit(cache, source, idx, result)
-    code = getattr(final, "Status", None)
-    nothing_yet = not cache.arrived and not cache.committed and cache.move_port
-    if code == 0xA801 or (code not in _DONE and nothing_yet):
-        # 0xA801 is Move Destination Unknown (PS3.4 Table C.4-2); some PACSs answer a generic
-        # failure instead, which on a first C-MOVE that moved nothing has the same likely cause.
-        what = ("does not know the move destination" if code == 0xA801
-                else f"refused the first C-MOVE with status 0x{code:04X} before moving anything:"
-                     " is the move destination known to it?")
-        raise PacsError(f"{address} {what} {cache.calling_aet!r}",
-                        f"ask the PACS administrator to register AE title {cache.calling_aet!r} with this "
-                        f"host and port {cache.move_port} as a C-MOVE destination")
-    if code not in _DONE:
-        failed = final.get("NumberOfFailedSuboperations", "?") if final is not None else "?"
-        comment = final.get("ErrorComment", "") if final is not None else ""
-        result.failed.append((request, f"status 0x{code:04X}, {failed} sub-operations failed"
-                              + (f": {comment}" if comment else "")))
-    elif code == 0xB000:
-        failed = final.get("NumberOfFailedSuboperations", "?")
-        result.failed.append((request, f"{failed} sub-operations failed"))
+    def commit(self, force: bool = False) -> None:
+        """Index what arrived, every _COMMIT_EVERY instances (or now, with ``force``)."""
+        if force or len(self.cache.arrived) >= _COMMIT_EVERY:
+            arrived = self.cache.take()
+            self.cache.committed += len(arrived)
+            self.result.indexed += index_retrieved(self.idx.store, arrived, self.source)
 
+    def follow(self, responses, address: PacsAddress, request: str,
+               move_to: tuple[str, int] | None = None) -> None:
+        """Follow the C-GET/C-MOVE responses of one request, indexing arrivals as they accumulate."""
+        final = None
+        for status, _ in responses:
+            code = getattr(status, "Status", None)
+            if code is None:
+                raise PacsError(
+                    f"{address} stopped answering during {request} (no reply within {self.timeout:g} s, "
+                    "or the association was lost)",
+                    "run the same command again: what arrived is kept and indexed")
+            final = status
+            if code not in (0xFF00, 0xFF01):
+                break
+            self.commit()
+        code = getattr(final, "Status", None)
+        nothing_yet = not self.cache.arrived and not self.cache.committed
+        if move_to and (code == 0xA801 or (code not in _DONE and nothing_yet)):
+            # 0xA801 is Move Destination Unknown (PS3.4 Table C.4-2); some PACSs answer a generic
+            # failure instead, which on a first C-MOVE that moved nothing has the same likely cause.
+            what = ("does not know the move destination" if code == 0xA801
+                    else f"refused the first C-MOVE with status 0x{code:04X} before moving anything:"
+                         " is the move destination known to it?")
+            raise PacsError(f"{address} {what} {move_to[0]!r}",
+                            f"ask the PACS administrator to register AE title {move_to[0]!r} with this host "
+                            f"and port {move_to[1]} as a C-MOVE destination")
+        if code == 0xB000 or code not in _DONE:
+            failed = final.get("NumberOfFailedSuboperations", "?")
+            comment = final.get("ErrorComment", "")
+            result = f"{failed} sub-operations failed" if code == 0xB000 else \
+                f"status 0x{code:04X}, {failed} sub-operations failed"
+            self.result.failed.append((request, result + (f": {comment}" if comment else "")))
 
-def _get(source, requests, cache, calling_aet, timeout, result, idx) -> None:
-    from pynetdicom import evt
+    def get(self, address: PacsAddress, requests: list[tuple[str, dict[str, str]]]) -> None:
+        """C-GET each request on one association that takes the storage classes back (SCP role)."""
+        from pynetdicom import evt
 
-    address = parse_address(source)
-    classes = sorted({w.sop_class_uid for w in cache.wanted.values() if w.sop_class_uid})[:127]
-    contexts = [(STUDY_ROOT_GET, None)] + [(uid, TRANSFER_SYNTAXES) for uid in classes]
-    handlers = [(evt.EVT_C_STORE, _store_handler(cache))]
-    cache.calling_aet, cache.move_port = calling_aet, 0
-    opened = associate(address, contexts, calling_aet=calling_aet, timeout=timeout, scp_roles=classes,
-                       evt_handlers=handlers)
-    refused = f"{address} does not accept C-GET (Study Root) from {calling_aet}"
-    with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
+        classes = sorted({w.sop_class_uid for w in self.cache.wanted.values() if w.sop_class_uid})[:127]
+        contexts = [(STUDY_ROOT_GET, None)] + [(uid, TRANSFER_SYNTAXES) for uid in classes]
+        opened = associate(address, contexts, calling_aet=self.calling_aet, timeout=self.timeout,
+                           scp_roles=classes, evt_handlers=[(evt.EVT_C_STORE, _store_handler(self.cache))])
+        refused = f"{address} does not accept C-GET (Study Root) from {self.calling_aet}"
+        with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
+            for level, keys in requests:
+                responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
+                self.follow(responses, address, f"C-GET {level} {keys.get('SeriesInstanceUID', '')}")
+                self.commit(force=True)
+
+    def move(self, address: PacsAddress, requests: list[tuple[str, dict[str, str]]], move_aet: str, host: str,
+             port: int) -> None:
+        """C-MOVE each request to a storage SCP run here for the time of the transfer."""
+        on_store = _store_handler(self.cache)
+        with storage_scp(move_aet, host, port, address.called_aet, on_store, self.timeout), \
+                move_association(address, self.calling_aet, self.timeout) as assoc:
+            for level, keys in requests:
+                responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
+                self.follow(responses, address, f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}",
+                            (move_aet, port))
+                self.commit(force=True)
+
+    def wado(self, requests: list[tuple[str, dict[str, str]]]) -> None:
+        """WADO-RS each series (or instance), in the transfer syntax the server holds."""
+        from pydicom import dcmwrite
+        from pydicom.filebase import DicomBytesIO
+
+        from workbench.net.dicomweb import client, http_failure, parse_dicomweb
+
+        address = parse_dicomweb(self.source)
+        web = client(address, self.timeout)
+        original = (("application/dicom", "*"),)
         for level, keys in requests:
-            what = f"C-GET {level} {keys.get('SeriesInstanceUID', '')}"
-            responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
-            _responses(responses, address, what, result, cache, source, idx, timeout)
-            _commit(cache, source, idx, result, force=True)
+            study, series = keys["StudyInstanceUID"], keys["SeriesInstanceUID"]
+            try:
+                if level == "SERIES":
+                    datasets = web.iter_series(study, series, media_types=original)
+                else:
+                    datasets = (web.retrieve_instance(study, series, uid, media_types=original)
+                                for uid in keys["SOPInstanceUID"].split("\\"))
+                for ds in datasets:
+                    buffer = DicomBytesIO()
+                    dcmwrite(buffer, ds, enforce_file_format=True)
+                    self.cache.store(str(ds.SOPInstanceUID), buffer.getvalue(), lambda ds=ds: ds)
+                    self.commit()
+            except Exception as exc:  # noqa: BLE001 - an HTTP failure becomes one sentence
+                raise http_failure(address, f"WADO-RS {level} {series}", exc) from None
+            self.commit(force=True)
 
 
 @contextmanager
@@ -411,42 +460,3 @@ def _requiring(opened, abstract: str, message: str, advice: str):
         yield assoc
 
 
-def _move(source, requests, cache, calling_aet, move_aet, move_host, move_port, timeout, result,
-          idx) -> None:
-    address = parse_address(source)
-    cache.calling_aet, cache.move_port = move_aet, move_port
-    with storage_scp(move_aet, move_host, move_port, address.called_aet, _store_handler(cache), timeout), \
-            move_association(address, calling_aet, timeout) as assoc:
-        for level, keys in requests:
-            what = f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}"
-            responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
-            _responses(responses, address, what, result, cache, source, idx, timeout)
-            _commit(cache, source, idx, result, force=True)
-
-
-def _wado(source, requests, cache, timeout, result, idx) -> None:
-    from pydicom import dcmwrite
-    from pydicom.filebase import DicomBytesIO
-
-    from workbench.net.dicomweb import client, http_failure, parse_dicomweb
-
-    address = parse_dicomweb(source)
-    web = client(address, timeout)
-    original = (("application/dicom", "*"),)  # the stored transfer syntax, not a transcoded one
-    for level, keys in requests:
-        study, series = keys["StudyInstanceUID"], keys["SeriesInstanceUID"]
-        what = f"WADO-RS {level} {series}"
-        try:
-            if level == "SERIES":
-                datasets = web.iter_series(study, series, media_types=original)
-            else:
-                datasets = (web.retrieve_instance(study, series, uid, media_types=original)
-                            for uid in keys["SOPInstanceUID"].split("\\"))
-            for ds in datasets:
-                buffer = DicomBytesIO()
-                dcmwrite(buffer, ds, enforce_file_format=True)
-                cache.store(str(ds.SOPInstanceUID), buffer.getvalue(), lambda ds=ds: ds)
-                _commit(cache, source, idx, result)
-        except Exception as exc:  # noqa: BLE001 - an HTTP failure becomes one sentence
-            raise http_failure(address, what, exc) from None
-        _commit(cache, source, idx, result, force=True)

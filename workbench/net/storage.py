@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from workbench.dicom import values
 from workbench.dicom.header import read_header
-from workbench.net.address import parse_address
+from workbench.net.address import TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, associate
 
 # C-STORE statuses that store the instance (PS3.4 Table B.2-1): success and the warnings.
@@ -37,6 +37,7 @@ def send(
     calling_aet: str = DEFAULT_CALLING_AET,
     timeout: float = 30.0,
     quiet: bool = False,
+    tls: TlsFiles | None = None,
 ) -> SendResult:
     """Store files or data sets on the PACS at ``url``: C-STORE or STOW-RS.
 
@@ -63,7 +64,7 @@ def send(
 
     if is_dicomweb(url):
         return _stow(list(items), url, timeout, quiet)
-    address = parse_address(url)
+    address = parse_address(url, tls)
     result = SendResult()
     # (where, SOP Class UID, transfer syntax, what to store): files are only described from their
     # header here, and read one at a time when stored.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.net.address import PacsAddress, parse_address
+from workbench.net.address import PacsAddress, TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate
 
 _VERIFICATION = "1.2.840.10008.1.1"
@@ -58,6 +58,7 @@ def echo(
     move_aet: str | None = None,
     move_host: str = "127.0.0.1",
     move_study: str | None = None,
+    tls: TlsFiles | None = None,
 ) -> list[EchoCheck]:
     """Check the PACS at ``url`` (``dicom://AET@HOST:PORT``) the way a user should before a crawl.
 
@@ -69,6 +70,8 @@ def echo(
         (every instance that arrives is counted and dropped), or, without ``move_study``, a study
         that does not exist, which tells whether the PACS knows the destination when it answers
         0xA801 (Move Destination Unknown, PS3.4 Table C.4-2) or success.
+    tls : TlsFiles, optional
+        Use TLS with these files (``dicoms://`` uses TLS with the system's CAs without them).
 
     Returns
     -------
@@ -82,7 +85,7 @@ def echo(
     ValueError
         When ``url`` or ``calling_aet`` is malformed.
     """
-    address = parse_address(url)
+    address = parse_address(url, tls)
     contexts = [(_VERIFICATION, None), *((uid, None) for uid in _SERVICES.values()),
                 *((uid, None) for uid in STORAGE_CLASSES.values())]
     checks = []
