@@ -109,7 +109,7 @@ def _crawl_pacs(url: str, args: argparse.Namespace) -> int:
         index = crawl_pacs(
             url, args.index, calling_aet=args.calling_aet, timeout=args.timeout,
             max_results=args.max_results or None, level=args.level, since=args.since, until=args.until,
-            modalities=modalities, quiet=args.quiet, tls=_tls(args),
+            modalities=modalities, quiet=args.quiet, tls=_tls(args), connections=args.connections,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -376,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the PACS's limit of results per query: windows reaching it are split "
                            "(default: %(default)s; 0 when it has none)")
     pacs.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply")
+    pacs.add_argument("--connections", type=int, default=2, metavar="N",
+                      help="associations querying at once (default: %(default)s)")
     _tls_arguments(p)
     p.set_defaults(func=_cmd_crawl)
 

@@ -15,15 +15,18 @@ import datetime as dt
 import hashlib
 import json
 import os
+import queue
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydicom import Dataset
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from tqdm.auto import tqdm
 
@@ -49,6 +52,11 @@ _TEXT_VR = {"str": "LO", "int": "IS", "float": "DS", "float_list": "DS",
             "date": "DA", "time": "TM", "datetime": "DT"}
 _EARLIEST = dt.date(1900, 1, 1)
 
+#: The index columns each query level returns.
+_COLUMNS = {level: [c for c in DICOM_COLUMNS if _QUERY_LEVEL.get(c.level) == level]
+            for level in ("STUDY", "SERIES", "IMAGE")}
+
+
 def _return_keys(level: str) -> dict[str, str]:
     keys = {c.name: "" for c in DICOM_COLUMNS
             if _QUERY_LEVEL.get(c.level) == level and c.name != "SpecificCharacterSet"}
@@ -56,13 +64,14 @@ def _return_keys(level: str) -> dict[str, str]:
     return keys
 
 
-def element_value(dataset: Dataset, column: Column, encodings: tuple[str, ...] = ()) -> Any:
-    """The typed value of ``column`` in a query result (None when absent, empty or unparseable).
+def element_value(element: DataElement | RawDataElement | None, column: Column,
+                  encodings: tuple[str, ...] = ()) -> Any:
+    """The typed value of ``column`` from its element in a query result (None when absent, empty or
+    unparseable).
 
     A C-FIND identifier holds raw elements: their bytes are typed like a file's (no pydicom
     conversion); a DICOM JSON result (QIDO-RS) holds values, typed from their text.
     """
-    element = dataset.get_item(column.tag)
     if element is None:
         return None
     if isinstance(element, RawDataElement):
@@ -85,9 +94,9 @@ def _text(value: Any) -> str:
     return repr(value) if type(value) is float else str(value)
 
 
-def identifier_encodings(dataset: Dataset) -> tuple[str, ...]:
+def identifier_encodings(elements: dict[int, DataElement | RawDataElement]) -> tuple[str, ...]:
     """The Python codecs of a query result's Specific Character Set."""
-    element = dataset.get_item(0x00080005)
+    element = elements.get(0x00080005)
     if element is None:
         return values.python_encodings(None)
     raw = element.value if isinstance(element, RawDataElement) else "\\".join(
@@ -157,8 +166,10 @@ class _Crawl:
         self.errors: list[dict[str, Any]] = []
         self.incomplete: list[str] = []
 
-    def query(self, level: str, keys: dict[str, str], window: str = "") -> tuple[list[Dataset], bool]:
+    def query(self, level: str, keys: dict[str, str], window: str = "",
+              finder: Finder | None = None) -> tuple[list[Dataset], bool]:
         """Run one query with retries; log it. Returns (matches, capped); no matches when it failed."""
+        finder = finder or self.finder
         begun = time.monotonic()
         matching = {k: v for k, v in keys.items() if v}
         entry = {"crawl_started": self.started, "source": self.finder.source, "level": level,
@@ -169,7 +180,7 @@ class _Crawl:
         for attempt in range(1, self.retries + 2):
             entry["attempts"] = attempt
             try:
-                reply = self.finder.find(level, keys)
+                reply = finder.find(level, keys)
             except PacsError as exc:
                 entry["status"], entry["message"] = "failed", str(exc)
                 if attempt <= self.retries:
@@ -226,10 +237,11 @@ class _Crawl:
 def _typed(matches: Iterable[Dataset], columns: list[Column]) -> dict[str, Any]:
     """Column values taken from the first of ``matches`` that has each one."""
     row: dict[str, Any] = {}
-    encodings = [identifier_encodings(match) for match in matches]
+    maps = [{int(e.tag): e for e in match.elements()} for match in matches]
+    encodings = [identifier_encodings(elements) for elements in maps]
     for column in columns:
-        for match, codecs in zip(matches, encodings):
-            value = element_value(match, column, codecs)
+        for elements, codecs in zip(maps, encodings):
+            value = element_value(elements.get(column.tag), column, codecs)
             if value is not None:
                 row[column.name] = value
                 break
@@ -278,6 +290,7 @@ def crawl_pacs(
     backoff: float = 1.0,
     quiet: bool = False,
     tls: TlsFiles | None = None,
+    connections: int = 2,
 ) -> Index:
     """Index what a PACS holds, without downloading it.
 
@@ -309,6 +322,9 @@ def crawl_pacs(
         No progress bar.
     tls : TlsFiles, optional
         DIMSE over TLS with these files (``dicoms://`` uses TLS with the system's CAs without them).
+    connections : int
+        Associations (or HTTP sessions) querying at once, each crawling one study at a time; a
+        PACS administrator may ask for 1.
 
     Returns
     -------
@@ -329,58 +345,46 @@ def crawl_pacs(
         raise ValueError(f"crawl level {level!r} is not one of instance, series, study")
     if since and until and since > until:
         raise ValueError(f"--since {since} is after --until {until}")
+    if connections < 1:
+        raise ValueError(f"connections must be 1 or more, not {connections}")
     modalities = [m.strip().upper() for m in modalities if m.strip()]
-    with open_finder(url, calling_aet=calling_aet, timeout=timeout, max_results=max_results,
-                     tls=tls) as finder:
-        return _crawl(finder, IndexStore(index), level, Window(since, until), modalities, retries,
+    with ExitStack() as stack:
+        finders = [stack.enter_context(open_finder(url, calling_aet=calling_aet, timeout=timeout,
+                                                   max_results=max_results, tls=tls))
+                   for _ in range(connections)]
+        return _crawl(finders, IndexStore(index), level, Window(since, until), modalities, retries,
                       backoff, quiet)
 
 
 def _crawl(
-    finder: Finder, store: IndexStore, level: str, window: Window, modalities: list[str],
+    finders: list[Finder], store: IndexStore, level: str, window: Window, modalities: list[str],
     retries: int, backoff: float, quiet: bool,
 ) -> Index:
     began = time.time()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    stats = CrawlStats(sources=[finder.source], started=started)
-    work = _Crawl(finder, started, retries, backoff)
-    columns = [c for c in DICOM_COLUMNS if c.level in _QUERY_LEVEL]
-    by_level = {q: [c for c in columns if _QUERY_LEVEL[c.level] == q] for q in ("STUDY", "SERIES", "IMAGE")}
-    writer = _Writer(store, finder.source, f"{finder.source} {window} {','.join(modalities)} {level}")
+    source = finders[0].source
+    stats = CrawlStats(sources=[source], started=started, workers=len(finders))
+    work = _Crawl(finders[0], started, retries, backoff)
+    writer = _Writer(store, source, f"{source} {window} {','.join(modalities)} {level}")
     studies = work.studies([window], modalities)
     todo = [s for s in studies if str(s.StudyInstanceUID) not in writer.done] if level != "study" else []
     if len(todo) < len(studies) and level != "study":
         stats.notes.append(
             f"resumed: {len(studies) - len(todo)} studies were crawled by the run that stopped")
-    with tqdm(total=len(todo), unit="study", desc="crawl " + finder.source,
-              disable=quiet or not todo, mininterval=0.5) as bar:
-        for study in todo:
-            study_uid = str(study.StudyInstanceUID)
-            series_keys = _return_keys("SERIES") | {"StudyInstanceUID": study_uid}
-            if modalities:
-                series_keys["Modality"] = "\\".join(modalities)
-            series_list, capped = work.query("SERIES", series_keys)
-            expected_series = None if modalities else _count(study, "NumberOfStudyRelatedSeries")
-            work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
-            rows: list[dict[str, Any]] = []
-            for series in series_list:
-                series_uid = str(series.get("SeriesInstanceUID", ""))
-                if level == "series" or not series_uid:
-                    continue
-                keys = _return_keys("IMAGE") | {
-                    "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
-                instances, capped = work.query("IMAGE", keys)
-                work.check(f"series {series_uid}", "instances",
-                           _count(series, "NumberOfSeriesRelatedInstances"), len(instances), capped)
-                shared = _typed([series, study], by_level["SERIES"] + by_level["STUDY"])
-                for instance in instances:
-                    row = _typed([instance], by_level["IMAGE"]) | shared
-                    row["StudyInstanceUID"], row["SeriesInstanceUID"] = study_uid, series_uid
-                    if row.get("SOPInstanceUID"):
-                        rows.append(row)
-            if level == "instance" and not modalities:
-                work.check(f"study {study_uid}", "instances",
-                           _count(study, "NumberOfStudyRelatedInstances"), len(rows), False)
+    idle: queue.SimpleQueue[Finder] = queue.SimpleQueue()
+    for finder in finders:
+        idle.put(finder)
+
+    def crawl_one(study: Dataset) -> tuple[str, list[dict[str, Any]]]:
+        finder = idle.get()
+        try:
+            return _crawl_study(work, finder, study, level, modalities)
+        finally:
+            idle.put(finder)
+
+    with tqdm(total=len(todo), unit="study", desc="crawl " + source, disable=quiet or not todo,
+              mininterval=0.5) as bar, ThreadPoolExecutor(len(finders)) as pool:
+        for study_uid, rows in pool.map(crawl_one, todo):
             writer.add(study_uid, rows)
             bar.update(1)
     writer.finish(work, window, modalities, level, stats)
@@ -401,6 +405,38 @@ def _crawl(
         write_json(store.manifest_path, manifest)
     writer.checkpoint.unlink(missing_ok=True)
     return Index(store.directory)
+
+
+def _crawl_study(
+    work: _Crawl, finder: Finder, study: Dataset, level: str, modalities: list[str],
+) -> tuple[str, list[dict[str, Any]]]:
+    """The series and instance queries of one study; its rows, the counts checked."""
+    study_uid = str(study.StudyInstanceUID)
+    series_keys = _return_keys("SERIES") | {"StudyInstanceUID": study_uid}
+    if modalities:
+        series_keys["Modality"] = "\\".join(modalities)
+    series_list, capped = work.query("SERIES", series_keys, finder=finder)
+    expected_series = None if modalities else _count(study, "NumberOfStudyRelatedSeries")
+    work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
+    rows: list[dict[str, Any]] = []
+    for series in series_list:
+        series_uid = str(series.get("SeriesInstanceUID", ""))
+        if level == "series" or not series_uid:
+            continue
+        keys = _return_keys("IMAGE") | {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
+        instances, capped = work.query("IMAGE", keys, finder=finder)
+        work.check(f"series {series_uid}", "instances",
+                   _count(series, "NumberOfSeriesRelatedInstances"), len(instances), capped)
+        shared = _typed([series, study], _COLUMNS["SERIES"] + _COLUMNS["STUDY"])
+        for instance in instances:
+            row = _typed([instance], _COLUMNS["IMAGE"]) | shared
+            row["StudyInstanceUID"], row["SeriesInstanceUID"] = study_uid, series_uid
+            if row.get("SOPInstanceUID"):
+                rows.append(row)
+    if level == "instance" and not modalities:
+        work.check(f"study {study_uid}", "instances",
+                   _count(study, "NumberOfStudyRelatedInstances"), len(rows), False)
+    return study_uid, rows
 
 
 class _Writer:
