@@ -68,7 +68,8 @@ def findscu_level(port: int, queries: list[Path], out: Path) -> list[Dataset]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     subprocess.run([dcmtk("findscu"), "-S", "-aet", AET, "-aec", ORTHANC_AET, "-X", "-od", str(out),
-                    "127.0.0.1", str(port), *map(str, queries)], check=True, capture_output=True, env=DCMTK_ENV)
+                    "127.0.0.1", str(port), *map(str, queries)],
+                   check=True, capture_output=True, env=DCMTK_ENV)
     return [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
 
 
