@@ -329,7 +329,7 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
         result = retrieve(
             args.index, args.into, where=args.where, method=args.method, calling_aet=args.calling_aet,
             move_aet=args.move_aet, move_port=args.move_port, move_host=args.move_host,
-            timeout=args.timeout, quiet=args.quiet, tls=_tls(args),
+            timeout=args.timeout, quiet=args.quiet, tls=_tls(args), connections=args.connections,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -460,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--move-host", default="127.0.0.1", metavar="HOST",
                    help="address the C-MOVE storage SCP listens on (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per reply (default: 30)")
+    p.add_argument("--connections", type=int, default=2, metavar="N",
+                   help="associations fetching at once (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _tls_arguments(p)
     p.set_defaults(func=_cmd_retrieve)

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,10 @@ TRANSFER_SYNTAXES = (
 )
 # UIDs per IMAGE-level request: a UI list must fit a 16-bit explicit VR length.
 _UIDS_PER_REQUEST = 500
-# Index what arrived every this many instances, so a killed retrieve keeps its work indexed.
-_COMMIT_EVERY = 200
+# Index what arrived every this many instances or seconds. Files in the cache are never asked for
+# again, and a new run indexes those a killed run had not, so this bounds work, not losses.
+_COMMIT_EVERY = 1000
+_COMMIT_SECONDS = 30.0
 _DONE = {0x0000, 0xB000}
 
 
@@ -148,6 +151,7 @@ def retrieve(
     timeout: float = 30.0,
     quiet: bool = False,
     tls: TlsFiles | None = None,
+    connections: int = 2,
 ) -> RetrieveResult:
     """Fetch the selected PACS instances of an index into a cache folder and index them there.
 
@@ -177,6 +181,8 @@ def retrieve(
     tls : TlsFiles, optional
         DIMSE over TLS with these files (sources crawled as ``dicoms://`` use TLS with the system's
         CAs without them). The C-MOVE storage SCP does not use TLS: keep it on 127.0.0.1.
+    connections : int
+        Associations (or HTTP sessions) fetching at once, each a share of the series.
 
     Returns
     -------
@@ -195,6 +201,8 @@ def retrieve(
         raise ValueError(f"retrieve method {method!r} is not one of get, move, wado")
     check_ae_title(calling_aet, "the calling AE title")
     move_aet = check_ae_title(move_aet or calling_aet, "the move destination AE title")
+    if connections < 1:
+        raise ValueError(f"connections must be 1 or more, not {connections}")
     if not 0 < move_port < 65536:
         raise ValueError(f"--move-port {move_port} is not between 1 and 65535")
     began = time.monotonic()
@@ -226,7 +234,7 @@ def retrieve(
         try:
             for source, wanted in todo.items():
                 transfer = _Transfer(source, idx, result, _Cache(cache_root, wanted, bar), calling_aet,
-                                     timeout)
+                                     timeout, connections)
                 requests = _requests(wanted, whole)
                 try:
                     if source.startswith("dicomweb+") or method == "wado":
@@ -311,17 +319,24 @@ class _Transfer:
     """The requests to one source: sends them, follows the answers, indexes what arrives."""
 
     def __init__(self, source: str, idx: Index, result: RetrieveResult, cache: _Cache, calling_aet: str,
-                 timeout: float) -> None:
+                 timeout: float, connections: int) -> None:
         self.source = source
         self.idx = idx
         self.result = result
         self.cache = cache
         self.calling_aet = calling_aet
         self.timeout = timeout
+        self.last_commit = time.monotonic()
+        self.commit_lock = threading.Lock()
+        self.connections = connections
 
     def commit(self, force: bool = False) -> None:
-        """Index what arrived, every _COMMIT_EVERY instances (or now, with ``force``)."""
-        if force or len(self.cache.arrived) >= _COMMIT_EVERY:
+        """Index what arrived, every _COMMIT_EVERY instances or _COMMIT_SECONDS (now with ``force``)."""
+        if not (force or len(self.cache.arrived) >= _COMMIT_EVERY
+                or time.monotonic() - self.last_commit > _COMMIT_SECONDS):
+            return
+        with self.commit_lock:  # one writer at a time: the index lock is per process
+            self.last_commit = time.monotonic()
             arrived = self.cache.take()
             self.cache.committed += len(arrived)
             self.result.indexed += index_retrieved(self.idx.store, arrived, self.source)
@@ -359,41 +374,59 @@ class _Transfer:
                 f"status 0x{code:04X}, {failed} sub-operations failed"
             self.result.failed.append((request, result + (f": {comment}" if comment else "")))
 
+    def in_parallel(self, requests: list[tuple[str, dict[str, str]]], work: Callable) -> None:
+        """``work(some_requests)`` on each of ``connections`` interleaved shares, in threads."""
+        shares = [requests[i::self.connections] for i in range(min(self.connections, len(requests)))]
+        with ThreadPoolExecutor(max(1, len(shares))) as pool:
+            for _ in pool.map(work, shares):
+                pass
+
     def get(self, address: PacsAddress, requests: list[tuple[str, dict[str, str]]]) -> None:
-        """C-GET each request on one association that takes the storage classes back (SCP role)."""
+        """C-GET the requests on associations that take the storage classes back (SCP role)."""
         from pynetdicom import evt
 
         classes = sorted({w.sop_class_uid for w in self.cache.wanted.values() if w.sop_class_uid})[:127]
         contexts = [(STUDY_ROOT_GET, None)] + [(uid, TRANSFER_SYNTAXES) for uid in classes]
-        opened = associate(address, contexts, calling_aet=self.calling_aet, timeout=self.timeout,
-                           scp_roles=classes, evt_handlers=[(evt.EVT_C_STORE, _store_handler(self.cache))])
         refused = f"{address} does not accept C-GET (Study Root) from {self.calling_aet}"
-        with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
-            for level, keys in requests:
-                responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
-                self.follow(responses, address, f"C-GET {level} {keys.get('SeriesInstanceUID', '')}")
-                self.commit(force=True)
+        handlers = [(evt.EVT_C_STORE, _store_handler(self.cache))]
+
+        def get_share(share: list[tuple[str, dict[str, str]]]) -> None:
+            opened = associate(address, contexts, calling_aet=self.calling_aet, timeout=self.timeout,
+                               scp_roles=classes, evt_handlers=handlers)
+            with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
+                for level, keys in share:
+                    responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
+                    self.follow(responses, address, f"C-GET {level} {keys.get('SeriesInstanceUID', '')}")
+
+        self.in_parallel(requests, get_share)
 
     def move(self, address: PacsAddress, requests: list[tuple[str, dict[str, str]]], move_aet: str, host: str,
              port: int) -> None:
-        """C-MOVE each request to a storage SCP run here for the time of the transfer."""
+        """C-MOVE the requests to a storage SCP run here for the time of the transfer."""
+        def move_share(share: list[tuple[str, dict[str, str]]]) -> None:
+            with move_association(address, self.calling_aet, self.timeout) as assoc:
+                for level, keys in share:
+                    responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
+                    self.follow(responses, address, f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}",
+                                (move_aet, port))
+
         on_store = _store_handler(self.cache)
-        with storage_scp(move_aet, host, port, address.called_aet, on_store, self.timeout), \
-                move_association(address, self.calling_aet, self.timeout) as assoc:
-            for level, keys in requests:
-                responses = assoc.send_c_move(_identifier(level, keys), move_aet, STUDY_ROOT_MOVE)
-                self.follow(responses, address, f"C-MOVE {level} {keys.get('SeriesInstanceUID', '')}",
-                            (move_aet, port))
-                self.commit(force=True)
+        with storage_scp(move_aet, host, port, address.called_aet, on_store, self.timeout):
+            self.in_parallel(requests, move_share)
 
     def wado(self, requests: list[tuple[str, dict[str, str]]]) -> None:
         """WADO-RS each series (or instance), in the transfer syntax the server holds."""
+        from workbench.net.dicomweb import parse_dicomweb
+
+        address = parse_dicomweb(self.source)
+        self.in_parallel(requests, lambda share: self._wado_share(address, share))
+
+    def _wado_share(self, address, requests: list[tuple[str, dict[str, str]]]) -> None:
         from pydicom import dcmwrite
         from pydicom.filebase import DicomBytesIO
 
-        from workbench.net.dicomweb import client, http_failure, parse_dicomweb
+        from workbench.net.dicomweb import client, http_failure
 
-        address = parse_dicomweb(self.source)
         web = client(address, self.timeout)
         original = (("application/dicom", "*"),)
         for level, keys in requests:
@@ -411,7 +444,6 @@ class _Transfer:
                     self.commit()
             except Exception as exc:  # noqa: BLE001 - an HTTP failure becomes one sentence
                 raise http_failure(address, f"WADO-RS {level} {series}", exc) from None
-            self.commit(force=True)
 
 
 @contextmanager
