@@ -8,7 +8,7 @@ import subprocess
 import pandas as pd
 import pydicom
 import pytest
-from conftest import ORTHANC_AET, PACS_LIMIT, TEST_AET, dcmtk, running_orthanc
+from conftest import ORTHANC_AET, PACS_LIMIT, TEST_AET, dcmtk, free_port, running_orthanc
 
 from workbench.index import crawl
 from workbench.index.remote import Window, crawl_pacs
@@ -167,3 +167,22 @@ def test_a_crawl_stopped_midway_resumes_where_it_stopped(pacs, folder_index, tmp
     assert index.instances["SOPInstanceUID"].is_unique
     assert set(index.instances["SOPInstanceUID"]) == set(folder_index.instances["SOPInstanceUID"])
     assert not list((tmp_path / "index").glob(".pacs-crawl-*"))
+
+
+def test_dicomweb_credentials_stay_out_of_the_index_and_messages(dicomweb, tmp_path):
+    from workbench.net.dicomweb import parse_dicomweb
+
+    secret = "s3cr3t-pass"
+    address = parse_dicomweb(dicomweb.replace("http://", f"http://alice:{secret}@"))
+    assert (address.username, address.password) == ("alice", secret)
+    assert secret not in str(address) and secret not in repr(address)
+    index = crawl_pacs(dicomweb.replace("http://", f"http://alice:{secret}@"), tmp_path / "index",
+                       max_results=PACS_LIMIT, quiet=True)
+    assert set(index.instances["source"]) == {dicomweb}
+    for path in (tmp_path / "index").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    with pytest.raises(PacsError) as caught:
+        crawl_pacs(f"dicomweb+http://bob:{secret}@127.0.0.1:{free_port()}/dicom-web", tmp_path / "other",
+                   quiet=True, retries=0)
+    assert secret not in str(caught.value)

@@ -112,3 +112,26 @@ def test_pacs_dying_mid_retrieve_keeps_what_arrived(pacs, tmp_path, monkeypatch)
     index = open_index(tmp_path / "index")
     assert index.sql("SELECT count(*) AS n FROM instances WHERE path IS NULL")["n"][0] == 0
     assert len(index.instances) == 30
+
+
+def test_the_move_storage_scp_accepts_the_pacs_alone(pydicom_files, tmp_path):
+    from workbench.net.retrieval import storage_scp
+
+    port = free_port()
+    stored = []
+
+    def keep(event) -> int:
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    ct = str(pydicom_files / "CT_small.dcm")
+
+    def store_as(calling: str) -> subprocess.CompletedProcess:
+        command = [dcmtk("storescu"), "-aet", calling, "-aec", "WBTEST", "127.0.0.1", str(port), ct]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    with storage_scp("WBTEST", "127.0.0.1", port, "THEPACS", keep, timeout=5):
+        stranger, pacs = store_as("STRANGER"), store_as("THEPACS")
+    assert stranger.returncode != 0 and "Rejected" in stranger.stderr + stranger.stdout
+    assert pacs.returncode == 0, pacs.stderr
+    assert stored == [pydicom.dcmread(ct).SOPInstanceUID]

@@ -1,11 +1,15 @@
 """DICOMweb services (PS3.18): QIDO-RS queries, WADO-RS retrieval and STOW-RS storage.
 
 Addresses are written ``dicomweb+http(s)://[USER:PASSWORD@]HOST:PORT/PATH``; the credentials
-go to the HTTP session only, never into the index, the logs or a message.
+go to the HTTP session only, never into the index, the logs or a message. Without credentials in
+the address, the environment variables ``WORKBENCH_DICOMWEB_USER`` and
+``WORKBENCH_DICOMWEB_PASSWORD`` are used when set (the index keeps addresses without them, so a
+retrieve after a crawl finds them there).
 """
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass
 
@@ -66,8 +70,9 @@ def client(address: DicomwebAddress, timeout: float = 30.0):
     from dicomweb_client import DICOMwebClient
     from dicomweb_client.session_utils import create_session, create_session_from_user_pass
 
-    session = (create_session_from_user_pass(address.username, address.password or "")
-               if address.username else create_session())
+    username = address.username or os.environ.get("WORKBENCH_DICOMWEB_USER")
+    password = address.password if address.username else os.environ.get("WORKBENCH_DICOMWEB_PASSWORD")
+    session = create_session_from_user_pass(username, password or "") if username else create_session()
     return DICOMwebClient(address.url, session=session, timeout=timeout)
 
 
@@ -154,6 +159,11 @@ class DicomwebFinder:
         self._client._session.close()
 
     def __enter__(self) -> DicomwebFinder:
+        # An unreachable or refusing server is an error of the whole crawl, not of one query.
+        try:
+            self._client.search_for_studies(limit=1, fields=["StudyInstanceUID"])
+        except Exception as exc:  # noqa: BLE001 - requests' errors become one sentence
+            raise http_failure(self.address, "a first query", exc) from None
         return self
 
     def __exit__(self, *_) -> None:
