@@ -73,7 +73,11 @@ def client(address: DicomwebAddress, timeout: float = 30.0):
     username = address.username or os.environ.get("WORKBENCH_DICOMWEB_USER")
     password = address.password if address.username else os.environ.get("WORKBENCH_DICOMWEB_PASSWORD")
     session = create_session_from_user_pass(username, password or "") if username else create_session()
-    return DICOMwebClient(address.url, session=session, timeout=timeout)
+    web = DICOMwebClient(address.url, session=session, timeout=timeout)
+    # dicomweb-client's default (5 attempts, 1 s doubling) keeps an unreachable server 30 s; the
+    # crawl retries failed queries itself, and an interrupted retrieve resumes.
+    web.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
+    return web
 
 
 def http_failure(address: DicomwebAddress, what: str, exc: Exception) -> PacsError:
