@@ -1,8 +1,7 @@
 """A PACS as a source and a destination: addresses, associations, C-ECHO, C-FIND, C-GET/C-MOVE,
 C-STORE (pynetdicom) and DICOMweb (dicomweb-client)."""
 
-from typing import Any
-
+from workbench.lazy import lazy_attributes
 from workbench.net.address import PacsAddress, parse_address
 from workbench.net.association import PacsError
 
@@ -10,19 +9,11 @@ __all__ = ["EchoCheck", "PacsAddress", "PacsError", "RetrieveResult", "SendResul
            "retrieve", "send"]
 
 # The services need pydicom and pynetdicom; they are imported on first use so the CLI starts fast.
-_LAZY = {
+__getattr__ = lazy_attributes(__name__, {
     "EchoCheck": "workbench.net.verification",
     "echo": "workbench.net.verification",
     "SendResult": "workbench.net.storage",
     "send": "workbench.net.storage",
     "RetrieveResult": "workbench.net.retrieval",
     "retrieve": "workbench.net.retrieval",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.net' has no attribute {name!r}")
+})
