@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -98,8 +99,15 @@ def associate(
         role.sop_class_uid, role.scu_role, role.scp_role = abstract, False, True
         roles.append(role)
     tls_args = (address.tls.context(), address.host) if address.tls else None
-    assoc = ae.associate(address.host, address.port, ae_title=address.called_aet,
-                         ext_neg=roles or None, evt_handlers=evt_handlers, tls_args=tls_args)
+    for _ in range(2):
+        began = time.monotonic()
+        assoc = ae.associate(address.host, address.port, ae_title=address.called_aet,
+                             ext_neg=roles or None, evt_handlers=evt_handlers, tls_args=tls_args)
+        # A peer that closes the connection right after its A-ASSOCIATE-RJ may be seen as an
+        # abort, which loses the reason: a second attempt usually reads the rejection. (Not
+        # after a timeout: that would only double the wait.)
+        if assoc.is_established or assoc.is_rejected or time.monotonic() - began > timeout / 2:
+            break
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         cause = (primitive.result_source, primitive.diagnostic)
