@@ -27,12 +27,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from workbench.deid.anonymize import Anonymizer
 from workbench.dicom.header import encapsulated_end, read_header
 from workbench.dicom.writer import encode_part10
 from workbench.index.store import write_atomic
+from workbench.progress import progress_bar
 
 #: SOP classes whose pixels commonly carry identifying text: secondary captures (dose screens),
 #: ultrasound, encapsulated documents.
@@ -396,7 +396,7 @@ def _run(tasks, key, options, uid_root, workers, quiet, result: ExportResult, ro
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) // 16 or 1))
     failed = set()
     by_name = {task[2]: task[0] for task in tasks}
-    with tqdm(total=len(tasks), unit="file", desc="anonymize", disable=quiet or not tasks) as bar:
+    with progress_bar(total=len(tasks), unit="file", desc="anonymize", disable=quiet or not tasks) as bar:
         if workers > 1:
             context = multiprocessing.get_context("fork")
             with context.Pool(workers, _init_worker, (key, options, uid_root)) as pool:

@@ -4,18 +4,18 @@ Besides the attributes of each level, a series row carries the geometry facts
 a user needs before loading it: how many distinct positions and orientations
 it holds, its dominant plane, and whether its slices are evenly spaced along
 the slice normal (PS3.3 Section C.7.6.2.1.1). Attributes are aggregated by
-DuckDB straight from the Parquet parts and geometry with NumPy over two
-columns, so memory stays small however many instances there are.
+Arrow from the columns they need (read from the Parquet parts) and
+geometry with NumPy over two columns.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from workbench.index.columns import INSTANCE_COLUMNS
 
@@ -115,13 +115,31 @@ def series_geometry(geometry: pa.Table) -> pa.Table:
     }, schema=GEOMETRY_SCHEMA)
 
 
-def _any_values(columns: list[str], key: str) -> str:
-    """SQL for one value per group of each column: attributes constant within a series or study."""
-    return ", ".join(f"any_value({c}) AS {c}" for c in columns if c != key)
+def _read(parts: list[Path], columns: list[str]) -> pa.Table:
+    """The ``columns`` of the instances in ``parts`` (missing ones null), in one table."""
+    from workbench.index.columns import instance_schema
+
+    schema = instance_schema()
+    tables = []
+    for path in parts:
+        present = set(pq.read_schema(path).names)
+        tables.append(pq.read_table(path, columns=[c for c in columns if c in present]))
+    table = pa.concat_tables(tables, promote_options="default") if tables else schema.empty_table()
+    for name in columns:
+        if name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    return table.select(columns)
 
 
-def _parquet_list(parts: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+def _per_group(table: pa.Table, key: str, attributes: list[str], aggregates: list[tuple]) -> pa.Table:
+    """One row per value of ``key``: the attributes of its first instance, then the aggregates."""
+    rows = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    grouped = rows.group_by(key, use_threads=False).aggregate([("_row", "min"), *aggregates])
+    first = table.take(grouped["_row_min"]).select([key, *attributes])
+    for name in grouped.column_names:
+        if name not in ("_row_min", key):
+            first = first.append_column(name, grouped[name])
+    return first
 
 
 def build_aggregates(parts: list[Path]) -> tuple[pa.Table, pa.Table]:
@@ -141,39 +159,42 @@ def build_aggregates(parts: list[Path]) -> tuple[pa.Table, pa.Table]:
         StudyInstanceUID with its attributes, ``n_series``, ``n_instances`` and
         ``ModalitiesInStudy`` (distinct modalities joined by ``\\``).
     """
-    with duckdb.connect() as con:
-        if parts:
-            source = f"read_parquet({_parquet_list(parts)}, union_by_name = true)"
-        else:
-            from workbench.index.columns import instance_schema
+    series_attributes = [c for c in _SERIES_ATTRIBUTES if c != "SeriesInstanceUID"] + [
+        "Rows", "Columns", "PixelSpacing"]
+    needed = list(dict.fromkeys(["SeriesInstanceUID", *series_attributes, "SOPInstanceUID", "NumberOfFrames",
+                                 "file_size", "ImagePositionPatient", "ImageOrientationPatient"]))
+    instances = _read(parts, needed)
+    frames = pc.fill_null(instances["NumberOfFrames"], 1)
+    series = _per_group(
+        instances.append_column("_frames", frames), "SeriesInstanceUID", series_attributes,
+        [("SOPInstanceUID", "count", pc.CountOptions(mode="all")), ("_frames", "sum"), ("file_size", "sum"),
+         ("SOPInstanceUID", "count_distinct"), ("Rows", "count_distinct"), ("Columns", "count_distinct")],
+    )
+    mixed = pc.or_(pc.greater(series["Rows_count_distinct"], 1),
+                   pc.greater(series["Columns_count_distinct"], 1))
+    series = series.drop_columns(["Rows_count_distinct", "Columns_count_distinct"]).append_column(
+        "mixed_sizes", mixed)
+    series = series.rename_columns({
+        "SOPInstanceUID_count": "n_instances", "_frames_sum": "n_frames", "file_size_sum": "total_bytes",
+        "SOPInstanceUID_count_distinct": "n_sop_instance_uids"})
+    geometry = series_geometry(instances.select(
+        ["SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient"]))
+    at = pc.index_in(series["SeriesInstanceUID"], value_set=geometry["SeriesInstanceUID"])
+    for name in GEOMETRY_SCHEMA.names[1:]:
+        series = series.append_column(name, geometry[name].take(at))
+    series = series.sort_by([(c, "ascending") for c in (
+        "PatientID", "StudyDate", "StudyInstanceUID", "SeriesNumber", "SeriesInstanceUID")])
 
-            con.register("empty_instances", instance_schema().empty_table())
-            source = "empty_instances"
-        geometry = series_geometry(con.sql(
-            f"SELECT SeriesInstanceUID, ImagePositionPatient, ImageOrientationPatient FROM {source}"
-        ).to_arrow_table())
-        con.register("geometry", geometry)
-        attributes = _any_values(_SERIES_ATTRIBUTES, "SeriesInstanceUID")
-        series = con.sql(f"""
-            SELECT * FROM (
-                SELECT SeriesInstanceUID, {attributes},
-                    any_value(Rows) AS Rows, any_value(Columns) AS Columns,
-                    any_value(PixelSpacing) AS PixelSpacing,
-                    count(*) AS n_instances, sum(coalesce(NumberOfFrames, 1)) AS n_frames,
-                    sum(file_size) AS total_bytes, count(DISTINCT SOPInstanceUID) AS n_sop_instance_uids,
-                    count(DISTINCT Rows) > 1 OR count(DISTINCT Columns) > 1 AS mixed_sizes
-                FROM {source} GROUP BY SeriesInstanceUID
-            ) LEFT JOIN geometry USING (SeriesInstanceUID)
-            ORDER BY PatientID, StudyDate, StudyInstanceUID, SeriesNumber, SeriesInstanceUID
-        """).to_arrow_table()
-        attributes = _any_values(_STUDY_ATTRIBUTES, "StudyInstanceUID")
-        studies = con.sql(f"""
-            SELECT StudyInstanceUID, {attributes},
-                count(DISTINCT SeriesInstanceUID) AS n_series, count(*) AS n_instances,
-                string_agg(DISTINCT Modality, '\\' ORDER BY Modality) AS ModalitiesInStudy
-            FROM {source} GROUP BY StudyInstanceUID
-            ORDER BY PatientID, StudyDate, StudyInstanceUID
-        """).to_arrow_table()
+    study_attributes = [c for c in _STUDY_ATTRIBUTES if c != "StudyInstanceUID"]
+    studies = _per_group(
+        instances, "StudyInstanceUID", study_attributes,
+        [("SeriesInstanceUID", "count_distinct"), ("SOPInstanceUID", "count", pc.CountOptions(mode="all")),
+         ("Modality", "distinct")],
+    )
+    modalities = pa.array(["\\".join(sorted(m for m in found if m)) or None
+                           for found in studies["Modality_distinct"].to_pylist()], pa.string())
+    studies = studies.drop_columns(["Modality_distinct"]).append_column("ModalitiesInStudy", modalities)
+    studies = studies.rename_columns({
+        "SeriesInstanceUID_count_distinct": "n_series", "SOPInstanceUID_count": "n_instances"})
+    studies = studies.sort_by([(c, "ascending") for c in ("PatientID", "StudyDate", "StudyInstanceUID")])
     return series, studies
-
-

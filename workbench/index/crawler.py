@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from workbench.index.aggregate import build_aggregates
 from workbench.index.columns import ERROR_SCHEMA, column_for_keyword
@@ -24,6 +23,7 @@ from workbench.index.index import Index
 from workbench.index.reader import FileItem, ReadSpec, error_row, read_files, with_sop_class_names
 from workbench.index.store import SCHEMA_VERSION, IndexStore, write_atomic, write_json, write_parquet
 from workbench.index.walk import WalkError, is_zip_path, walk, zip_members
+from workbench.progress import progress_bar
 
 # Commit a part after this many rows or seconds, whichever comes first.
 PART_ROWS = 5000
@@ -258,7 +258,7 @@ def _read_all(
     stats.workers = workers
     chunk = max(1, min(512, part_rows, len(to_read) // (workers * 8) or 1))
     tasks = ((items, spec) for items in _chunks(to_read, chunk))
-    with tqdm(total=len(to_read), unit="file", desc="crawl", disable=quiet or not to_read,
+    with progress_bar(total=len(to_read), unit="file", desc="crawl", disable=quiet or not to_read,
               mininterval=0.5) as bar:
         if workers > 1:
             # Keep the parent's objects out of the garbage collector so the forked

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -14,6 +13,7 @@ from workbench.index.columns import ERROR_SCHEMA, QUERY_SCHEMA, instance_schema
 from workbench.index.store import IndexStore
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 
@@ -116,6 +116,8 @@ class Index:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with the views instances, series, studies, errors, queries."""
+        import duckdb  # here, not at the top: the crawl command has no use for it
+
         con = duckdb.connect()
         for view in VIEWS:
             parts = self._files(view)

@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
-from tqdm.auto import tqdm
 
 from workbench.dicom import values
 from workbench.index.columns import DICOM_COLUMNS, ERROR_SCHEMA, QUERY_SCHEMA, Column, instance_schema
@@ -39,6 +38,7 @@ from workbench.index.store import SCHEMA_VERSION, IndexStore, write_json, write_
 from workbench.net.address import TlsFiles
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError
 from workbench.net.find import Finder
+from workbench.progress import progress_bar
 
 #: The query level that returns each column level.
 _QUERY_LEVEL = {"patient": "STUDY", "study": "STUDY", "series": "SERIES", "instance": "IMAGE"}
@@ -382,7 +382,7 @@ def _crawl(
         finally:
             idle.put(finder)
 
-    with tqdm(total=len(todo), unit="study", desc="crawl " + source, disable=quiet or not todo,
+    with progress_bar(total=len(todo), unit="study", desc="crawl " + source, disable=quiet or not todo,
               mininterval=0.5) as bar, ThreadPoolExecutor(len(finders)) as pool:
         for study_uid, rows in pool.map(crawl_one, todo):
             writer.add(study_uid, rows)

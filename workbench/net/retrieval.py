@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from workbench.index.crawler import finish_retrieve, index_retrieved
 from workbench.index.index import Index
 from workbench.net.address import PacsAddress, TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate, check_ae_title
+from workbench.progress import progress_bar
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
@@ -92,7 +92,7 @@ class _Wanted:
 class _Cache:
     """The cache folder: where each instance goes, what is there, and what arrived in this run."""
 
-    def __init__(self, root: Path, wanted: dict[str, _Wanted], bar: tqdm) -> None:
+    def __init__(self, root: Path, wanted: dict[str, _Wanted], bar: Any) -> None:
         self.root = root
         self.wanted = wanted
         self.bar = bar
@@ -230,7 +230,7 @@ def retrieve(
         result.indexed += index_retrieved(idx.store, files, source)
     whole = _series_sizes(idx)
     total = sum(len(w) for w in todo.values())
-    with tqdm(total=total, unit="instance", desc="retrieve", disable=quiet or not total) as bar:
+    with progress_bar(total=total, unit="instance", desc="retrieve", disable=quiet or not total) as bar:
         try:
             for source, wanted in todo.items():
                 transfer = _Transfer(source, idx, result, _Cache(cache_root, wanted, bar), calling_aet,

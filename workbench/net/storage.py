@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from tqdm.auto import tqdm
 
 from workbench.dicom import values
 from workbench.dicom.header import read_header
 from workbench.net.address import TlsFiles, parse_address
 from workbench.net.association import DEFAULT_CALLING_AET, associate
+from workbench.progress import progress_bar
 
 # C-STORE statuses that store the instance (PS3.4 Table B.2-1): success and the warnings.
 _STORED = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -80,7 +80,7 @@ def send(
     for _, sop_class, syntax, _ in pending:
         by_class.setdefault(sop_class, set()).add(syntax)
     classes = sorted(by_class)
-    with tqdm(total=len(pending), unit="instance", desc="send", disable=quiet or not pending) as bar:
+    with progress_bar(total=len(pending), unit="instance", desc="send", disable=quiet or not pending) as bar:
         for first in range(0, len(classes), _MAX_CONTEXTS):
             group = set(classes[first:first + _MAX_CONTEXTS])
             contexts = [(uid, sorted(by_class[uid] | {ExplicitVRLittleEndian, ImplicitVRLittleEndian}))
@@ -143,7 +143,7 @@ def _stow(items: list[str | os.PathLike | Dataset], url: str, timeout: float, qu
     address = parse_dicomweb(url)
     web = client(address, timeout)
     result = SendResult()
-    with tqdm(total=len(items), unit="instance", desc="send", disable=quiet or not items) as bar:
+    with progress_bar(total=len(items), unit="instance", desc="send", disable=quiet or not items) as bar:
         for first in range(0, len(items), _STOW_BATCH):
             batch: list[tuple[str, Dataset]] = []
             for item in items[first:first + _STOW_BATCH]:
