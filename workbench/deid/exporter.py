@@ -188,19 +188,26 @@ def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tu
             with open(row["path"], "rb") as fh:
                 data = fh.read()
         rules = [rule for rule in blanking if rule.matches(row)]
-        encoded = _blanked(data, anonymizer, rules) if rules else _anonymized(data, anonymizer)
+        chunks = [_blanked(data, anonymizer, rules)] if rules else _anonymized(data, anonymizer)
         target = Path(out) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         # Not fsynced one by one (it halves the speed): a kill leaves whole files or none; the
         # manifest, written last and durably, lists what a finished export holds.
-        write_atomic(target, lambda tmp: tmp.write_bytes(encoded), durable=False)
+        write_atomic(target, lambda tmp: _write_chunks(tmp, chunks), durable=False)
         return name, None
     except Exception as exc:  # noqa: BLE001 - one file's failure is listed and the export goes on
         return name, f"{type(exc).__name__}: {exc}"
 
 
-def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
-    """The de-identified file: a new header, and the source's pixel data element copied as is."""
+def _write_chunks(path: Path, chunks: list[bytes | memoryview]) -> None:
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+
+
+def _anonymized(data: bytes, anonymizer: Anonymizer) -> list[bytes | memoryview]:
+    """The de-identified file in pieces: a new header, then the source's pixel data element as is
+    (a view of ``data``, not a copy)."""
     import pydicom
     header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
     if header.deflated or not header.little_endian:
@@ -209,22 +216,23 @@ def _anonymized(data: bytes, anonymizer: Anonymizer) -> bytes:
         anonymizer.anonymize(ds)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
-        return buffer.getvalue()
+        return [buffer.getvalue()]
     ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
     _ensure_file_meta(ds, header)
     anonymizer.anonymize(ds)
-    pixels = b""
+    chunks: list[bytes | memoryview] = [encode_part10(ds)]
     if header.pixel_data is not None:
         start, length, vr = header.pixel_data
         end = encapsulated_end(data, start) if length == 0xFFFFFFFF else start + length
         if header.implicit_vr:  # the copy is explicit VR: give Pixel Data an explicit header
             bits = header.elements.get(0x00280100, ("US", b"\x10\x00"))[1]
             vr = "OW" if int.from_bytes(bits[:2] or b"\x10\x00", "little") > 8 else "OB"
-            pixels = struct.pack("<HH2sHL", 0x7FE0, 0x0010, vr.encode(), 0, length) + data[start:end]
+            chunks += [struct.pack("<HH2sHL", 0x7FE0, 0x0010, vr.encode(), 0, length),
+                       memoryview(data)[start:end]]
         else:
             element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
-            pixels = data[element_start:end]
-    return encode_part10(ds) + pixels
+            chunks.append(memoryview(data)[element_start:end])
+    return chunks
 
 
 def _ensure_file_meta(ds, header) -> None:
