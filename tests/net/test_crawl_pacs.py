@@ -103,11 +103,13 @@ def test_window_split_covers_the_range():
     day = Window(dt.date(2024, 1, 1), dt.date(2024, 1, 1))
     assert day.keys() == {"StudyDate": "20240101"}
     first, second = day.split()
-    assert first.keys() == {"StudyDate": "20240101", "StudyTime": "000000-115959"}
-    assert second.keys() == {"StudyDate": "20240101", "StudyTime": "120000-235959"}
+    assert first.keys() == {"StudyDate": "20240101", "StudyTime": "000000-115959.999999"}
+    assert second.keys() == {"StudyDate": "20240101", "StudyTime": "120000-235959.999999"}
     assert Window(dt.date(2024, 1, 1), dt.date(2024, 1, 1), (5, 5)).split() == []
-    open_start, open_end = Window().split()
+    open_start, open_end, undated = Window().split()
     assert open_start.keys()["StudyDate"].startswith("-") and open_end.keys()["StudyDate"].endswith("-")
+    assert undated == Window(undated=True) and undated.keys() == {"StudyDate": '""'} and undated.split() == []
+    assert Window(None, dt.date(1899, 1, 1)).split() == []  # nothing to halve: no endless splitting
 
 
 def test_wrong_called_aet_is_a_clear_error(pacs, tmp_path):
@@ -152,8 +154,8 @@ def test_a_crawl_stopped_midway_resumes_where_it_stopped(pacs, folder_index, tmp
     add = remote._Writer.add
     calls = []
 
-    def add_then_die(writer, study_uid, rows):
-        add(writer, study_uid, rows)
+    def add_then_die(writer, study_uid, rows, whole):
+        add(writer, study_uid, rows, whole)
         calls.append(study_uid)
         if len(calls) == 3:
             raise KeyboardInterrupt  # what a kill leaves: the parts and checkpoint written so far

@@ -17,7 +17,7 @@ import json
 import os
 import queue
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -106,36 +106,53 @@ def identifier_encodings(elements: dict[int, DataElement | RawDataElement]) -> t
 
 @dataclass(frozen=True)
 class Window:
-    """A StudyDate range (``None`` ends are open) and, within one day, a StudyTime range in seconds."""
+    """A StudyDate range (``None`` ends are open) and, within one day, a StudyTime range in seconds;
+    or, with ``undated``, the studies that have no StudyDate."""
 
     start: dt.date | None = None
     end: dt.date | None = None
     seconds: tuple[int, int] | None = None
+    undated: bool = False
 
     def keys(self) -> dict[str, str]:
-        """The matching keys of the window (PS3.4 Section C.2.2.2.5, range matching)."""
+        """The matching keys of the window (PS3.4 Section C.2.2.2.5, range matching; C.2.2.2.7,
+        empty value matching for ``undated``)."""
+        if self.undated:
+            return {"StudyDate": '""'}
         if self.start is None and self.end is None:
             return {}
         first = self.start.strftime("%Y%m%d") if self.start else ""
         last = self.end.strftime("%Y%m%d") if self.end else ""
         keys = {"StudyDate": first if first == last else f"{first}-{last}"}
         if self.seconds is not None:
-            keys["StudyTime"] = "-".join(_hhmmss(s) for s in self.seconds)
+            # The upper bound takes in fractions of its last second, so the halves of a day meet.
+            keys["StudyTime"] = f"{_hhmmss(self.seconds[0])}-{_hhmmss(self.seconds[1])}.999999"
         return keys
 
     def __str__(self) -> str:
         keys = self.keys()
         return " ".join(f"{k}={v}" for k, v in keys.items()) or "all dates"
 
+    @property
+    def everything(self) -> bool:
+        """Whether the window is every date (no matching key)."""
+        return self.start is None and self.end is None and not self.undated
+
     def split(self) -> list[Window]:
-        """Two halves of the window, or ``[]`` when it is one second already."""
+        """Smaller windows that together cover this one, or ``[]`` when it cannot be split.
+
+        Every date splits into two halves and the studies without a date (which no range
+        matches); a range into halves; one day into halves of the day, down to one second.
+        """
+        if self.undated:
+            return []
         if self.start is None or self.end is None or self.start != self.end:
             low, high = self.start or _EARLIEST, self.end or dt.date.today()
-            if low >= high:  # an open end beyond today or before 1900: close it
-                return [Window(low, low), Window(low + dt.timedelta(days=1), self.end)] \
-                    if self.end is None else [Window(self.start, high), Window(high, high)]
+            if low >= high:  # an open end before 1900 or after today: nothing sensible to halve
+                return []
             middle = low + (high - low) // 2
-            return [Window(self.start, middle), Window(middle + dt.timedelta(days=1), self.end)]
+            halves = [Window(self.start, middle), Window(middle + dt.timedelta(days=1), self.end)]
+            return halves + ([Window(undated=True)] if self.everything else [])
         first, last = self.seconds or (0, 86399)
         if first >= last:
             return []
@@ -145,7 +162,9 @@ class Window:
 
     def holds(self, day: dt.date | None) -> bool:
         """Whether a study of ``day`` is inside the window's dates."""
-        if self.start is None and self.end is None:
+        if self.undated:
+            return day is None
+        if self.everything:
             return True
         return day is not None and (self.start or day) <= day <= (self.end or day)
 
@@ -165,10 +184,14 @@ class _Crawl:
         self.log: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
         self.incomplete: list[str] = []
+        #: The study windows answered in full or in part: rows outside them are never dropped.
+        self.covered: list[Window] = []
+        self.asked_everything = False
 
     def query(self, level: str, keys: dict[str, str], window: str = "",
-              finder: Finder | None = None) -> tuple[list[Dataset], bool]:
-        """Run one query with retries; log it. Returns (matches, capped); no matches when it failed."""
+              finder: Finder | None = None) -> tuple[list[Dataset], bool, bool]:
+        """Run one query with retries; log it. Returns (matches, capped, answered); no matches and
+        ``answered`` False when it failed."""
         finder = finder or self.finder
         begun = time.monotonic()
         matching = {k: v for k, v in keys.items() if v}
@@ -188,7 +211,7 @@ class _Crawl:
                 continue
             entry.update(results=len(reply.identifiers), cap_hit=reply.capped, status="ok",
                          message=reply.reason, seconds=round(time.monotonic() - begun, 4))
-            return reply.identifiers, reply.capped
+            return reply.identifiers, reply.capped, True
         entry["seconds"] = round(time.monotonic() - begun, 4)
         what = f"{level} query {entry['keys'] or window or '(all)'}"
         message = f"{what} failed after {entry['attempts']} attempts: {entry['message']}"
@@ -196,35 +219,42 @@ class _Crawl:
                             "file_size": None, "mtime_ns": None, "error": "query_failed",
                             "message": message})
         self.incomplete.append(f"the {what} failed: its results are missing")
-        return [], False
+        return [], False, False
 
-    def check(self, what: str, of: str, expected: int | None, returned: int, capped: bool) -> None:
+    def check(self, what: str, of: str, expected: int | None, returned: int, capped: bool) -> bool:
         """Note when the PACS's count for ``what`` disagrees with what its query returned.
 
         A capped reply whose count agrees is complete; one without a count may not be.
+        Returns whether nothing was noted.
         """
         if expected is not None and expected != returned:
             self.incomplete.append(
                 f"{what}: the PACS counts {expected} {of}, the queries returned {returned}")
-        elif expected is None and capped:
+            return False
+        if expected is None and capped:
             self.incomplete.append(f"{what}: the {of} query is capped and the PACS gives no count: "
                                    f"{of} may be missing")
+            return False
+        return True
 
     def studies(self, windows: list[Window], modalities: list[str]) -> list[Dataset]:
         """Every study in the windows, splitting each capped window until none is."""
         found: dict[str, Dataset] = {}
+        self.asked_everything = any(w.everything for w in windows)
         pending = list(windows)
         while pending:
             window = pending.pop(0)
             keys = _return_keys("STUDY") | window.keys()
             if modalities:
                 keys["ModalitiesInStudy"] = "\\".join(modalities)
-            matches, capped = self.query("STUDY", keys, str(window))
+            matches, capped, answered = self.query("STUDY", keys, str(window))
             halves = window.split() if capped else []
             if halves:
                 self.log[-1]["split"] = True
                 pending[:0] = halves
                 continue
+            if answered:
+                self.covered.append(window)
             if capped:
                 self.incomplete.append(f"the study query for {window} is capped and cannot be split further")
             for match in matches:
@@ -375,7 +405,7 @@ def _crawl(
     for finder in finders:
         idle.put(finder)
 
-    def crawl_one(study: Dataset) -> tuple[str, list[dict[str, Any]]]:
+    def crawl_one(study: Dataset) -> tuple[str, list[dict[str, Any]], bool]:
         finder = idle.get()
         try:
             return _crawl_study(work, finder, study, level, modalities)
@@ -384,10 +414,10 @@ def _crawl(
 
     with progress_bar(total=len(todo), unit="study", desc="crawl " + source, disable=quiet or not todo,
               mininterval=0.5) as bar, ThreadPoolExecutor(len(finders)) as pool:
-        for study_uid, rows in pool.map(crawl_one, todo):
-            writer.add(study_uid, rows)
+        for study_uid, rows, whole in pool.map(crawl_one, todo):
+            writer.add(study_uid, rows, whole)
             bar.update(1)
-    writer.finish(work, window, modalities, level, stats)
+    writer.finish(work, modalities, level, stats)
     stats.failed = len(work.errors)
     stats.queries = len(work.log)
     stats.complete = not work.incomplete
@@ -409,24 +439,26 @@ def _crawl(
 
 def _crawl_study(
     work: _Crawl, finder: Finder, study: Dataset, level: str, modalities: list[str],
-) -> tuple[str, list[dict[str, Any]]]:
-    """The series and instance queries of one study; its rows, the counts checked."""
+) -> tuple[str, list[dict[str, Any]], bool]:
+    """The series and instance queries of one study: its rows, and whether every query was
+    answered and every count agreed (only such a study counts as done for a resumed crawl)."""
     study_uid = str(study.StudyInstanceUID)
     series_keys = _return_keys("SERIES") | {"StudyInstanceUID": study_uid}
     if modalities:
         series_keys["Modality"] = "\\".join(modalities)
-    series_list, capped = work.query("SERIES", series_keys, finder=finder)
+    series_list, capped, whole = work.query("SERIES", series_keys, finder=finder)
     expected_series = None if modalities else _count(study, "NumberOfStudyRelatedSeries")
-    work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
+    whole &= work.check(f"study {study_uid}", "series", expected_series, len(series_list), capped)
     rows: list[dict[str, Any]] = []
     for series in series_list:
         series_uid = str(series.get("SeriesInstanceUID", ""))
         if level == "series" or not series_uid:
             continue
         keys = _return_keys("IMAGE") | {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
-        instances, capped = work.query("IMAGE", keys, finder=finder)
-        work.check(f"series {series_uid}", "instances",
-                   _count(series, "NumberOfSeriesRelatedInstances"), len(instances), capped)
+        instances, capped, answered = work.query("IMAGE", keys, finder=finder)
+        whole &= answered and work.check(f"series {series_uid}", "instances",
+                                         _count(series, "NumberOfSeriesRelatedInstances"), len(instances),
+                                         capped)
         shared = _typed([series, study], _COLUMNS["SERIES"] + _COLUMNS["STUDY"])
         for instance in instances:
             row = _typed([instance], _COLUMNS["IMAGE"]) | shared
@@ -434,9 +466,9 @@ def _crawl_study(
             if row.get("SOPInstanceUID"):
                 rows.append(row)
     if level == "instance" and not modalities:
-        work.check(f"study {study_uid}", "instances",
-                   _count(study, "NumberOfStudyRelatedInstances"), len(rows), False)
-    return study_uid, rows
+        whole &= work.check(f"study {study_uid}", "instances",
+                            _count(study, "NumberOfStudyRelatedInstances"), len(rows), False)
+    return study_uid, rows, whole
 
 
 class _Writer:
@@ -473,10 +505,12 @@ class _Writer:
         self.written = 0
         self.last = time.monotonic()
 
-    def add(self, study_uid: str, rows: list[dict[str, Any]]) -> None:
-        """The rows of one study; committed with the next part."""
+    def add(self, study_uid: str, rows: list[dict[str, Any]], whole: bool) -> None:
+        """The rows of one study, committed with the next part; listed as done when ``whole``
+        (a study with a failed query or a disagreeing count is crawled again on resuming)."""
         self.pending.extend(rows)
-        self.pending_studies.append(study_uid)
+        if whole:
+            self.pending_studies.append(study_uid)
         self.found.update(row["SOPInstanceUID"] for row in rows)
         if len(self.pending) >= PART_ROWS or time.monotonic() - self.last > PART_SECONDS:
             self.flush()
@@ -495,18 +529,22 @@ class _Writer:
         self.pending, self.pending_studies = [], []
         self.last = time.monotonic()
 
-    def finish(self, work: _Crawl, window: Window, modalities: list[str], level: str,
-               stats: CrawlStats) -> None:
-        """Last part; drop vanished rows and old query errors; log the queries; rebuild aggregates."""
+    def finish(self, work: _Crawl, modalities: list[str], level: str, stats: CrawlStats) -> None:
+        """Last part; drop vanished rows and old query errors; log the queries; rebuild aggregates.
+
+        Rows are dropped as vanished only after a complete crawl, and only inside the date
+        windows it queried (a study without a date is inside them only if the undated query ran).
+        Earlier query errors are dropped only by a crawl of everything the PACS holds.
+        """
         self.flush()
-        in_scope = _in_scope(window, modalities)
         gone = set()
-        if level == "instance" and not work.errors:
+        if level == "instance" and not work.errors and not work.incomplete:
             gone = {(self.source, uid) for uid, row in self.known.items()
-                    if uid not in self.found and in_scope(row)}
+                    if uid not in self.found and _in_scope(row, work.covered, modalities)}
+        everything = level == "instance" and not modalities and work.asked_everything
         with self.store.lock():
             old_errors = {(r.path, r.member) for r in self.store.read_keys()
-                          if r.table == "errors" and r.path == self.source}
+                          if r.table == "errors" and r.path == self.source} if everything else set()
             stats.rows_removed = len(gone)
             self.store.compact(gone | old_errors)
             if work.errors:
@@ -525,7 +563,7 @@ class _Writer:
         stats.errors_added = len(work.errors)
 
 
-def _in_scope(window: Window, modalities: list[str]) -> Callable[[dict[str, Any]], bool]:
-    def holds(row: dict[str, Any]) -> bool:
-        return window.holds(row.get("StudyDate")) and (not modalities or row.get("Modality") in modalities)
-    return holds
+def _in_scope(row: dict[str, Any], windows: list[Window], modalities: list[str]) -> bool:
+    """Whether a stored row is inside what a crawl queried: one of its windows, its modalities."""
+    return any(w.holds(row.get("StudyDate")) for w in windows) and (
+        not modalities or row.get("Modality") in modalities)
