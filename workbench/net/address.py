@@ -51,7 +51,8 @@ class PacsAddress:
     tls: TlsFiles | None = None
 
     def __str__(self) -> str:
-        return f"dicom{'s' if self.tls else ''}://{self.called_aet}@{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"dicom{'s' if self.tls else ''}://{self.called_aet}@{host}:{self.port}"
 
 
 def check_ae_title(title: str, what: str = "AE title") -> str:

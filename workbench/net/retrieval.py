@@ -11,7 +11,9 @@ interrupted retrieve resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +46,7 @@ _UIDS_PER_REQUEST = 500
 _COMMIT_EVERY = 1000
 _COMMIT_SECONDS = 30.0
 _DONE = {0x0000, 0xB000}
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 @dataclass
@@ -134,8 +137,12 @@ def cache_path(root: Path, sop: str, series: str, study: str) -> Path:
 
 
 def _safe(uid: str) -> str:
-    # UIDs are digits and dots; anything else in a name from a PACS is replaced.
-    return "".join(c if c.isdigit() or c == "." else "_" for c in uid.strip()) or "_"
+    # A UID is digits and dots (PS3.5 Section 9.1); anything else a PACS sends, "..", say, must not
+    # name a folder: it becomes a digest.
+    uid = uid.strip()
+    if _UID.fullmatch(uid):
+        return uid
+    return "x" + hashlib.sha1(uid.encode("utf-8", "replace")).hexdigest()[:20]
 
 
 def retrieve(
@@ -422,6 +429,7 @@ class _Transfer:
         self.in_parallel(requests, lambda share: self._wado_share(address, share))
 
     def _wado_share(self, address, requests: list[tuple[str, dict[str, str]]]) -> None:
+        import requests as http
         from pydicom import dcmwrite
         from pydicom.filebase import DicomBytesIO
 
@@ -431,6 +439,7 @@ class _Transfer:
         original = (("application/dicom", "*"),)
         for level, keys in requests:
             study, series = keys["StudyInstanceUID"], keys["SeriesInstanceUID"]
+            what = f"WADO-RS {level} {series}"
             try:
                 if level == "SERIES":
                     datasets = web.iter_series(study, series, media_types=original)
@@ -442,8 +451,10 @@ class _Transfer:
                     dcmwrite(buffer, ds, enforce_file_format=True)
                     self.cache.store(str(ds.SOPInstanceUID), buffer.getvalue(), lambda ds=ds: ds)
                     self.commit()
-            except Exception as exc:  # noqa: BLE001 - an HTTP failure becomes one sentence
-                raise http_failure(address, f"WADO-RS {level} {series}", exc) from None
+            except http.HTTPError as exc:  # this request refused (gone since the crawl?): the rest go on
+                self.result.failed.append((what, str(http_failure(address, what, exc))))
+            except Exception as exc:  # noqa: BLE001 - unreachable, timeout: one sentence, stop
+                raise http_failure(address, what, exc) from None
 
 
 @contextmanager

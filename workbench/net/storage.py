@@ -122,6 +122,12 @@ def _store(assoc, where: str, what: str | Dataset, result: SendResult) -> None:
     except (OSError, InvalidDicomError) as exc:  # the file changed or vanished since it was listed
         result.failed.append((where, f"not readable: {exc}"))
         return
+    except AttributeError as exc:  # a data set without the file meta pynetdicom needs
+        result.failed.append((where, f"not sendable: {exc}"))
+        return
+    except RuntimeError as exc:  # pynetdicom: the association is gone
+        result.failed.append((where, f"not sent: {exc}"))
+        return
     code = getattr(status, "Status", None)
     if code in _STORED:
         result.sent += 1
