@@ -21,7 +21,14 @@ from workbench.index.aggregate import build_aggregates
 from workbench.index.columns import ERROR_SCHEMA, column_for_keyword
 from workbench.index.index import Index
 from workbench.index.reader import FileItem, ReadSpec, error_row, read_files, with_sop_class_names
-from workbench.index.store import SCHEMA_VERSION, IndexStore, write_atomic, write_json, write_parquet
+from workbench.index.store import (
+    COMMIT_WAIT,
+    SCHEMA_VERSION,
+    IndexStore,
+    write_atomic,
+    write_json,
+    write_parquet,
+)
 from workbench.index.walk import WalkError, is_zip_path, walk, zip_members
 from workbench.progress import progress_bar
 
@@ -326,7 +333,7 @@ def index_retrieved(store: IndexStore, files: list[tuple[str, str]], source: str
         info = os.stat(path)
         items.append(FileItem(path, None, source, info.st_size, info.st_mtime_ns))
     instances, errors = read_files(items, spec)
-    with store.lock():
+    with store.lock(COMMIT_WAIT):
         seq = store.next_seq()
         if instances.num_rows:
             store.write_part("instances", seq, with_sop_class_names(instances))
@@ -339,5 +346,5 @@ def index_retrieved(store: IndexStore, files: list[tuple[str, str]], source: str
 
 def finish_retrieve(store: IndexStore) -> None:
     """Rebuild the aggregates after :func:`index_retrieved` calls."""
-    with store.lock():
+    with store.lock(COMMIT_WAIT):
         rebuild_aggregates(store)

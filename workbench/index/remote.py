@@ -34,7 +34,7 @@ from workbench.index.columns import DICOM_COLUMNS, ERROR_SCHEMA, QUERY_SCHEMA, C
 from workbench.index.crawler import PART_ROWS, PART_SECONDS, CrawlStats, rebuild_aggregates
 from workbench.index.index import Index
 from workbench.index.reader import CONVERTERS, with_sop_class_names
-from workbench.index.store import SCHEMA_VERSION, IndexStore, write_json, write_parquet
+from workbench.index.store import COMMIT_WAIT, SCHEMA_VERSION, IndexStore, write_json, write_parquet
 from workbench.net.address import TlsFiles
 from workbench.net.association import DEFAULT_CALLING_AET, PacsError
 from workbench.net.find import Finder
@@ -424,7 +424,7 @@ def _crawl(
     stats.notes += work.incomplete[:200] + (
         [f"... and {len(work.incomplete) - 200} more"] if len(work.incomplete) > 200 else [])
     stats.seconds = round(time.time() - began, 3)
-    with store.lock():
+    with store.lock(COMMIT_WAIT):
         manifest = store.read_manifest()
         manifest.setdefault("schema_version", SCHEMA_VERSION)
         manifest.setdefault("tags", [])
@@ -486,7 +486,7 @@ class _Writer:
         self.checkpoint = store.directory / f".pacs-crawl-{digest}.json"
         self.known: dict[str, dict[str, Any]] = {}
         self.retrieved: set[str] = set()
-        with store.lock():
+        with store.lock(COMMIT_WAIT):
             stored = store.read_table("instances", ["path", "source", "SOPInstanceUID", "StudyInstanceUID",
                                                     "StudyDate", "Modality"])
             self.tags = tuple(store.read_manifest().get("tags", ()))
@@ -519,7 +519,7 @@ class _Writer:
         """Commit the pending rows as one part, then list their studies as done."""
         new = [row | {"source": self.source} for row in self.pending
                if row["SOPInstanceUID"] not in self.retrieved]
-        with self.store.lock():
+        with self.store.lock(COMMIT_WAIT):
             if new:
                 table = pa.Table.from_pylist(new, schema=instance_schema(self.tags))
                 self.store.write_part("instances", self.store.next_seq(), with_sop_class_names(table))
@@ -542,7 +542,7 @@ class _Writer:
             gone = {(self.source, uid) for uid, row in self.known.items()
                     if uid not in self.found and _in_scope(row, work.covered, modalities)}
         everything = level == "instance" and not modalities and work.asked_everything
-        with self.store.lock():
+        with self.store.lock(COMMIT_WAIT):
             old_errors = {(r.path, r.member) for r in self.store.read_keys()
                           if r.table == "errors" and r.path == self.source} if everything else set()
             stats.rows_removed = len(gone)

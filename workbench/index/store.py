@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import repeat
@@ -31,6 +32,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+#: Seconds a short commit (a PACS crawl's part, a retrieve's arrivals) waits for another writer.
+COMMIT_WAIT = 120.0
 #: Version of the on-disk layout and columns; a crawl into an older index rescans it.
 SCHEMA_VERSION = 1
 TABLES = ("instances", "errors")
@@ -123,18 +126,29 @@ class IndexStore:
         return self.directory / table
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the index's write lock; raise :class:`IndexLockedError` when a crawl holds it."""
+    def lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold the index's write lock, waiting up to ``wait`` seconds for another writer.
+
+        Raises
+        ------
+        IndexLockedError
+            When another crawl still holds it.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         for table in TABLES:
             self.table_dir(table).mkdir(exist_ok=True)
+        deadline = time.monotonic() + wait
         with open(self.directory / ".lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise IndexLockedError(
-                    f"{self.directory} is being written by another crawl; wait for it to finish"
-                ) from None
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexLockedError(
+                            f"{self.directory} is being written by another crawl; wait for it to finish"
+                        ) from None
+                    time.sleep(0.1)
             self._remove_leftovers()
             yield
 
