@@ -69,3 +69,17 @@ def test_stow_rs_stores_files_and_lists_what_failed(orthanc, pydicom_files: Path
         source = pydicom.dcmread(path)
         (hit,) = _lookup(orthanc, source.SOPInstanceUID)
         assert _stored_file(orthanc, hit["ID"]).SOPClassUID == source.SOPClassUID
+
+
+def test_a_class_in_two_transfer_syntaxes_is_sent_as_stored(orthanc, sample_dir: Path) -> None:
+    # the sample's coronal CT series is RLE Lossless, the axial one uncompressed: both CT Image Storage
+    rle = sorted((sample_dir / "WB-0001/20240312_CT_ABDOMEN/3_Abdomen_COR_5.0_B30f").iterdir())[:2]
+    plain = sorted((sample_dir / "WB-0001/20240312_CT_ABDOMEN/2_Abdomen_5.0_B30f").iterdir())[5:7]
+    result = send([*rle, *plain], orthanc.url, calling_aet=TEST_AET, quiet=True)
+    assert (result.sent, result.failed) == (4, [])
+    for path in [*rle, *plain]:
+        source = pydicom.dcmread(path)
+        (hit,) = _lookup(orthanc, source.SOPInstanceUID)
+        stored = _stored_file(orthanc, hit["ID"])
+        assert stored.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+        assert stored.PixelData == source.PixelData

@@ -25,6 +25,39 @@ _REJECT_REASONS = {
 }
 
 
+#: The uncompressed transfer syntaxes every storage context offers: Explicit and Implicit VR Little
+#: Endian (PS3.5 Section 10).
+UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+MAX_CONTEXTS = 128
+
+
+def storage_contexts(syntaxes: dict[str, set[str] | tuple[str, ...]]) -> list[tuple[str, list[str]]]:
+    """Presentation contexts for storing instances of each SOP Class in its transfer syntaxes.
+
+    A context holds one abstract syntax and the acceptor picks one transfer syntax of it (PS3.8
+    Section 9.3.2.2), so each SOP Class gets one context for the uncompressed syntaxes and one
+    context per other syntax: an instance is then sent, or received, as it is stored, never
+    transcoded.
+    """
+    contexts: list[tuple[str, list[str]]] = []
+    for sop_class in sorted(syntaxes):
+        contexts.append((sop_class, list(UNCOMPRESSED)))
+        others = sorted(set(syntaxes[sop_class]) - set(UNCOMPRESSED))
+        contexts.extend((sop_class, [syntax]) for syntax in others)
+    return contexts
+
+
+def grouped_by_class(contexts: list[tuple[str, list[str]]], room: int = MAX_CONTEXTS) -> list[list[tuple]]:
+    """``contexts`` in groups of at most ``room``, the contexts of one SOP Class in the same group."""
+    groups: list[list[tuple]] = [[]]
+    for sop_class in dict.fromkeys(uid for uid, _ in contexts):
+        own = [c for c in contexts if c[0] == sop_class]
+        if groups[-1] and len(groups[-1]) + len(own) > room:
+            groups.append([])
+        groups[-1].extend(own[:room])
+    return [group for group in groups if group]
+
+
 class PacsError(Exception):
     """A DICOM peer could not be reached, refused the association or a request failed.
 

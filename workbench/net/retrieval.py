@@ -26,7 +26,14 @@ from typing import Any
 from workbench.index.crawler import finish_retrieve, index_retrieved
 from workbench.index.index import Index
 from workbench.net.address import PacsAddress, TlsFiles, parse_address
-from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate, check_ae_title
+from workbench.net.association import (
+    DEFAULT_CALLING_AET,
+    MAX_CONTEXTS,
+    PacsError,
+    associate,
+    check_ae_title,
+    storage_contexts,
+)
 from workbench.progress import progress_bar
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -393,7 +400,11 @@ class _Transfer:
         from pynetdicom import evt
 
         classes = sorted({w.sop_class_uid for w in self.cache.wanted.values() if w.sop_class_uid})[:127]
-        contexts = [(STUDY_ROOT_GET, None)] + [(uid, TRANSFER_SYNTAXES) for uid in classes]
+        # One context per class and transfer syntax, so the PACS sends what it holds untranscoded;
+        # with too many classes for that, one context per class.
+        rich = storage_contexts(dict.fromkeys(classes, TRANSFER_SYNTAXES))
+        storing = rich if len(rich) < MAX_CONTEXTS else [(uid, list(TRANSFER_SYNTAXES)) for uid in classes]
+        contexts = [(STUDY_ROOT_GET, None), *storing]
         refused = f"{address} does not accept C-GET (Study Root) from {self.calling_aet}"
         handlers = [(evt.EVT_C_STORE, _store_handler(self.cache))]
 

@@ -13,12 +13,11 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from workbench.dicom import values
 from workbench.dicom.header import read_header
 from workbench.net.address import TlsFiles, parse_address
-from workbench.net.association import DEFAULT_CALLING_AET, associate
+from workbench.net.association import DEFAULT_CALLING_AET, associate, grouped_by_class, storage_contexts
 from workbench.progress import progress_bar
 
 # C-STORE statuses that store the instance (PS3.4 Table B.2-1): success and the warnings.
 _STORED = {0x0000, 0xB000, 0xB006, 0xB007}
-_MAX_CONTEXTS = 128
 _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 
 
@@ -75,16 +74,13 @@ def send(
         except Exception as exc:  # noqa: BLE001 - one bad item is listed, the rest is sent
             where = "a data set" if isinstance(item, Dataset) else str(item)
             result.failed.append((where, f"not sendable: {type(exc).__name__}: {exc}"))
-    # One association per group of at most 128 SOP classes (one context per class).
+    # Contexts per SOP class and transfer syntax, in associations of at most 128 contexts.
     by_class: dict[str, set[str]] = {}
     for _, sop_class, syntax, _ in pending:
         by_class.setdefault(sop_class, set()).add(syntax)
-    classes = sorted(by_class)
     with progress_bar(total=len(pending), unit="instance", desc="send", disable=quiet or not pending) as bar:
-        for first in range(0, len(classes), _MAX_CONTEXTS):
-            group = set(classes[first:first + _MAX_CONTEXTS])
-            contexts = [(uid, sorted(by_class[uid] | {ExplicitVRLittleEndian, ImplicitVRLittleEndian}))
-                        for uid in sorted(group)]
+        for contexts in grouped_by_class(storage_contexts(by_class)):
+            group = {uid for uid, _ in contexts}
             with associate(address, contexts, calling_aet=calling_aet, timeout=timeout) as assoc:
                 for where, sop_class, _, what in pending:
                     if sop_class in group:
