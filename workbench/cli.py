@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -43,7 +44,18 @@ def print_status(directory: str) -> int:
     print(f"index {index.directory}")
     print("  " + ", ".join(f"{n} {table}" for table, n in status["counts"].items()))
     print(f"  duplicate SOPInstanceUIDs: {status['duplicates']}")
-    if crawl_stats:
+    if crawl_stats and crawl_stats.get("queries"):
+        print(
+            f"  last crawl {crawl_stats['started']} of {crawl_stats['sources'][0]}: "
+            f"{crawl_stats['queries']} queries, {crawl_stats['files_seen']} instances "
+            f"({crawl_stats['instances_added']} new), {crawl_stats['rows_removed']} vanished rows removed, "
+            f"{crawl_stats['failed']} failed queries, "
+            f"{'complete' if crawl_stats.get('complete') else 'MAY BE INCOMPLETE (see the notes)'}, "
+            f"{crawl_stats['seconds']:.1f} s"
+        )
+        for note in crawl_stats.get("notes", []):
+            print(f"  note: {note}")
+    elif crawl_stats:
         print(
             f"  last crawl {crawl_stats['started']}: {crawl_stats['files_seen']} files seen, "
             f"{crawl_stats['files_read']} read, {crawl_stats['files_unchanged']} unchanged, "
@@ -509,3 +521,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted; run it again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (``| head``): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

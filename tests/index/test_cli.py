@@ -112,3 +112,16 @@ def test_demo_runs_on_the_sample_data(tmp_path, run_env) -> None:
     assert result.returncode == 0, result.stderr
     assert "series:" in result.stdout and "AXIAL" in result.stdout
     assert (tmp_path / "demo" / "index" / "series.parquet").exists()
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(sample_index, run_env) -> None:
+    # `workbench sql ... | head -c 10`: the pipe closes long before the megabytes of output are written
+    query = "SELECT a.* FROM instances a, instances b"
+    command = [sys.executable, "-m", "workbench", "sql", str(sample_index.directory), query, "--csv"]
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    result = subprocess.run(command, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, env=run_env,
+                            timeout=120)
+    reader.stdin.close()
+    reader.wait()
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

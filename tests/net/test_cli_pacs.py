@@ -20,6 +20,8 @@ def test_crawl_a_pacs_then_retrieve_one_study(pacs, tmp_path, run_env):
     assert crawled.returncode == 0, crawled.stderr
     n_files = sum(1 for p in pacs.files.rglob("*") if p.is_file())
     assert f"{n_files} instances" in crawled.stdout and "complete" in crawled.stdout
+    status = run("status", index, env=run_env)
+    assert status.returncode == 0 and f"of {pacs.url}: " in status.stdout and ", complete, " in status.stdout
     queries = run("sql", index, "SELECT count(*) AS n FROM queries WHERE status = 'ok'", "--csv", env=run_env)
     assert queries.returncode == 0 and int(queries.stdout.split()[-1]) > 0
 
