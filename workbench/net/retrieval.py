@@ -29,6 +29,7 @@ from workbench.net.address import PacsAddress, TlsFiles, parse_address
 from workbench.net.association import (
     DEFAULT_CALLING_AET,
     MAX_CONTEXTS,
+    UNCOMPRESSED,
     PacsError,
     associate,
     check_ae_title,
@@ -402,8 +403,18 @@ class _Transfer:
         classes = sorted({w.sop_class_uid for w in self.cache.wanted.values() if w.sop_class_uid})[:127]
         # One context per class and transfer syntax, so the PACS sends what it holds untranscoded;
         # with too many classes for that, one context per class.
-        rich = storage_contexts(dict.fromkeys(classes, TRANSFER_SYNTAXES))
-        storing = rich if len(rich) < MAX_CONTEXTS else [(uid, list(TRANSFER_SYNTAXES)) for uid in classes]
+        storing = storage_contexts(dict.fromkeys(classes, TRANSFER_SYNTAXES))
+        if len(storing) >= MAX_CONTEXTS:
+            storing = [(uid, list(TRANSFER_SYNTAXES)) for uid in classes]
+        if any(not w.sop_class_uid for w in self.cache.wanted.values()):
+            # A PACS that did not return SOP Class UIDs to the crawl (dcmqrscp does not): offer
+            # every storage class there is room for, uncompressed.
+            from pynetdicom import StoragePresentationContexts
+
+            others = [c.abstract_syntax for c in StoragePresentationContexts
+                      if c.abstract_syntax not in classes]
+            storing += [(uid, list(UNCOMPRESSED)) for uid in others[:MAX_CONTEXTS - 1 - len(storing)]]
+            classes = list(dict.fromkeys(uid for uid, _ in storing))
         contexts = [(STUDY_ROOT_GET, None), *storing]
         refused = f"{address} does not accept C-GET (Study Root) from {self.calling_aet}"
         handlers = [(evt.EVT_C_STORE, _store_handler(self.cache))]
