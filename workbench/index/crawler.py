@@ -340,7 +340,7 @@ def index_retrieved(store: IndexStore, files: list[tuple[str, str]], source: str
         if errors.num_rows:
             store.write_part("errors", seq, errors)
         arrived = set(instances.column("SOPInstanceUID").to_pylist())
-        store.compact({(source, uid) for _, uid in files if uid in arrived})
+        store.remove_remote({(source, uid) for _, uid in files if uid in arrived})
     return instances.num_rows
 
 

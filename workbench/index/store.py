@@ -243,6 +243,36 @@ class IndexStore:
                 path.unlink()
         return sum(len(gone) for gone in drop.values())
 
+    def remove_remote(self, keys: set[tuple[str, str]]) -> int:
+        """Drop the rows of PACS instances not retrieved, by ``(source, SOPInstanceUID)``.
+
+        Only parts with rows without a path are read (the Parquet statistics tell which), so
+        the cost does not grow with the files indexed.
+
+        Returns
+        -------
+        int
+            Number of rows dropped.
+        """
+        dropped = 0
+        for _, path in self.parts("instances"):
+            metadata = pq.read_metadata(path)
+            column = metadata.schema.names.index("path")
+            stats = [metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups)]
+            if all(s is not None and s.has_null_count and s.null_count == 0 for s in stats):
+                continue  # every row has a path: no PACS row to drop here
+            data = pq.read_table(path)
+            keep = [key not in keys for key in row_keys(data)]
+            if all(keep):
+                continue
+            dropped += len(keep) - sum(keep)
+            kept = data.filter(pa.array(keep))
+            if kept.num_rows:
+                write_parquet(path, kept)
+            else:
+                path.unlink()
+        return dropped
+
     def read_manifest(self) -> dict[str, Any]:
         """The manifest, or an empty dict for a new index."""
         if not self.manifest_path.exists():
