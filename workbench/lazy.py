@@ -10,6 +10,8 @@ from typing import Any
 def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` (PEP 562) that imports ``where[name]`` and returns its ``name``.
 
+    A module name starting with ``.`` is relative to ``package``.
+
     Raises
     ------
     AttributeError
@@ -17,6 +19,6 @@ def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]
     """
     def __getattr__(name: str) -> Any:
         if name in where:
-            return getattr(importlib.import_module(where[name]), name)
+            return getattr(importlib.import_module(where[name], package), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
     return __getattr__

@@ -547,10 +547,10 @@ class _Writer:
                           if r.table == "errors" and r.path == self.source} if everything else set()
             stats.rows_removed = len(gone)
             self.store.compact(gone | old_errors)
-            if work.errors:
+            if work.errors:  # may supersede error rows of earlier crawls: compact again
                 self.store.write_part("errors", self.store.next_seq(),
                                       pa.Table.from_pylist(work.errors, schema=ERROR_SCHEMA))
-            self.store.compact()
+                self.store.compact()
             rebuild_aggregates(self.store)
             log = pa.Table.from_pylist(work.log, schema=QUERY_SCHEMA)
             if self.store.queries_path.exists():

@@ -190,3 +190,19 @@ def _unreachable(address: PacsAddress, timeout: float) -> str:
         return f"did not answer within {timeout:g} s (is it running, and is a firewall in the way?)"
     except OSError as exc:
         return f"cannot be reached: {exc.strerror or exc}"
+
+
+@contextmanager
+def requiring(opened, abstract_syntax: str, message: str, advice: str) -> Iterator:
+    """The association of ``opened`` (from :func:`associate`), if the peer accepted
+    ``abstract_syntax`` on it.
+
+    Raises
+    ------
+    PacsError
+        With ``message`` and ``advice``, when the peer did not accept it.
+    """
+    with opened as assoc:
+        if not any(c.abstract_syntax == abstract_syntax for c in assoc.accepted_contexts):
+            raise PacsError(message, advice)
+        yield assoc

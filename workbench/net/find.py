@@ -15,7 +15,7 @@ from typing import Protocol
 from pydicom import Dataset
 
 from workbench.net.address import PacsAddress, TlsFiles, parse_address
-from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate
+from workbench.net.association import DEFAULT_CALLING_AET, PacsError, associate, requiring
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 #: Query/Retrieve levels of the Study Root model (PS3.4 Section C.3.2).
@@ -116,16 +116,16 @@ class DimseFinder:
     def _association(self):
         if self._assoc is None or not self._assoc.is_established:
             self.close()
-            self._opened = associate(
-                self.address, [(STUDY_ROOT_FIND, None)], calling_aet=self.calling_aet, timeout=self.timeout
-            )
-            self._assoc = self._opened.__enter__()
-            if not any(c.abstract_syntax == STUDY_ROOT_FIND for c in self._assoc.accepted_contexts):
-                self.close()
-                raise PacsError(
-                    f"{self.address} does not accept C-FIND (Study Root) from {self.calling_aet}",
-                    "ask the PACS administrator to allow C-FIND (Study Root) for this AE title",
-                )
+            opened = associate(self.address, [(STUDY_ROOT_FIND, None)], calling_aet=self.calling_aet,
+                               timeout=self.timeout)
+            refused = f"{self.address} does not accept C-FIND (Study Root) from {self.calling_aet}"
+            advice = "ask the PACS administrator to allow C-FIND (Study Root) for this AE title"
+            self._opened = requiring(opened, STUDY_ROOT_FIND, refused, advice)
+            try:
+                self._assoc = self._opened.__enter__()
+            except BaseException:
+                self._opened = None
+                raise
         return self._assoc
 
     def find(self, level: str, keys: dict[str, str]) -> FindReply:

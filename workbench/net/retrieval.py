@@ -33,6 +33,7 @@ from workbench.net.association import (
     PacsError,
     associate,
     check_ae_title,
+    requiring,
     storage_contexts,
 )
 from workbench.progress import progress_bar
@@ -422,7 +423,7 @@ class _Transfer:
         def get_share(share: list[tuple[str, dict[str, str]]]) -> None:
             opened = associate(address, contexts, calling_aet=self.calling_aet, timeout=self.timeout,
                                scp_roles=classes, evt_handlers=handlers)
-            with _requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
+            with requiring(opened, STUDY_ROOT_GET, refused, "retrieve with --method move instead") as assoc:
                 for level, keys in share:
                     responses = assoc.send_c_get(_identifier(level, keys), STUDY_ROOT_GET)
                     self.follow(responses, address, f"C-GET {level} {keys.get('SeriesInstanceUID', '')}")
@@ -513,15 +514,5 @@ def storage_scp(ae_title: str, host: str, port: int, peer_aet: str, on_store: Ca
 def move_association(address: PacsAddress, calling_aet: str, timeout: float):
     """An association proposing Study Root C-MOVE; raises :class:`PacsError` when it is not accepted."""
     opened = associate(address, [(STUDY_ROOT_MOVE, None)], calling_aet=calling_aet, timeout=timeout)
-    return _requiring(opened, STUDY_ROOT_MOVE, f"{address} does not accept C-MOVE (Study Root) from "
+    return requiring(opened, STUDY_ROOT_MOVE, f"{address} does not accept C-MOVE (Study Root) from "
                       f"{calling_aet}", "ask the PACS administrator to allow C-MOVE for this AE title")
-
-
-@contextmanager
-def _requiring(opened, abstract: str, message: str, advice: str):
-    with opened as assoc:
-        if not any(c.abstract_syntax == abstract for c in assoc.accepted_contexts):
-            raise PacsError(message, advice)
-        yield assoc
-
-

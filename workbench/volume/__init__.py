@@ -4,21 +4,14 @@ Names are imported from their modules on first use, so importing one module of t
 (as the command line does for its error type) does not load SimpleITK and the codecs.
 """
 
-from typing import Any
+from workbench.lazy import lazy_attributes
 
 _NAMES = {
-    "SeriesGeometryError": "geometry", "SeriesPlan": "geometry",
-    "SeriesWarning": "load", "inspect_series": "load", "load_series": "load", "save_volume": "load",
-    "reformat": "reformat",
-    "render_montage": "render", "render_png": "render", "to_display": "render",
-    "CT_PRESETS": "window", "auto_window": "window", "window_level": "window",
+    "SeriesGeometryError": ".geometry", "SeriesPlan": ".geometry",
+    "SeriesWarning": ".load", "inspect_series": ".load", "load_series": ".load", "save_volume": ".load",
+    "reformat": ".reformat",
+    "render_montage": ".render", "render_png": ".render", "to_display": ".render",
+    "CT_PRESETS": ".window", "auto_window": ".window", "window_level": ".window",
 }
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        import importlib
-
-        return getattr(importlib.import_module(f"workbench.volume.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'workbench.volume' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _NAMES)
