@@ -24,6 +24,7 @@ from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 from pydicom.tag import BaseTag
@@ -43,12 +44,20 @@ _DUMMIES = {
 _BINARY_ZERO = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "SV": 0, "UV": 0}
 # Combined codes (PS3.15 E.3.1): the least removal that keeps the object valid.
 _COMBINED = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U"}
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
 _FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 # Code Value, Coding Scheme Designator and Version, Code Meaning, Long and URN Code Value.
 _CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120})
 # Largest shift of the modified-dates option, in days (about ten years).
 _MAX_DATE_SHIFT = 3650
+
+
+def resolved(action: str, vr: str | None) -> str:
+    """The single action a combined code stands for (PS3.15 E.3.1), and X for cleaning bulk
+    data (an overlay bitmap under Clean Graphics): no value of similar meaning can be made."""
+    action = _COMBINED.get(action, action)
+    return "X" if action == "C" and vr in _BULK_VRS else action
 
 
 def keyed_digest(key: bytes, text: str) -> bytes:
@@ -146,6 +155,8 @@ class Anonymizer:
             shift=self.date_shift(patient_id or patient_name),
             dataset=dataset,
         )
+        if any(option.startswith("clean_") for option in self.profile.options):
+            context.phi  # noqa: B018 - gathered from the data set as it came, before the walk changes it
         self._walk(dataset, context)
         dataset.PatientID = context.pseudonym
         dataset.PatientName = context.pseudonym
@@ -180,7 +191,7 @@ class Anonymizer:
                 else:
                     self._safe_private(dataset, tag, private_creators, context)
                 continue
-            action = self._action(int(tag))
+            action = self.action(int(tag))
             if action == "K":
                 continue
             if action == "X":
@@ -196,7 +207,8 @@ class Anonymizer:
                 continue
             self._apply(dataset, tag, vr, action, context)
 
-    def _action(self, tag: int) -> str | None:
+    def action(self, tag: int) -> str | None:
+        """The profile's action for ``tag`` (``group << 16 | element``), None when it lists none."""
         if tag not in self._actions:
             self._actions[tag] = self.profile.action(tag)
         return self._actions[tag]
@@ -221,7 +233,7 @@ class Anonymizer:
         del dataset[tag]
 
     def _apply(self, dataset: Dataset, tag: BaseTag, vr: str | None, action: str, context: _Context) -> None:
-        action = _COMBINED.get(action, action)
+        action = resolved(action, vr)
         if action == "K":
             return
         if action == "X":
@@ -259,40 +271,66 @@ class Anonymizer:
     def _clean(self, element: DataElement, context: _Context) -> Any:
         """Replace with values of similar meaning that do not identify (the C action)."""
         vr = element.VR
+        if vr == "TM" or vr in _BINARY_ZERO or vr in ("DS", "IS", "AS"):
+            return element.value  # whole-day shifts leave times as they are; numbers identify no one
+        cleaned = self.clean_text(vr, _strings(element.value), context.shift, lambda: context.phi)
+        return cleaned if len(cleaned) != 1 else cleaned[0]
+
+    def clean_text(
+        self, vr: str, values: list[str], shift: dt.timedelta, phi: Callable[[], list[str]]
+    ) -> list[str]:
+        """The C action on the text ``values`` of one element of VR ``vr`` (not TM, numbers or UI).
+
+        Dates move by ``shift`` with the modified-dates option and become a dummy otherwise; in
+        other text each of the identifying strings ``phi()`` becomes ``*``.
+        """
         if vr in ("DA", "DT"):
             if "retain_modified_dates" in self.profile.options:
-                return _shift_dates(element.value, vr, context.shift)
-            return _DUMMIES[vr]
-        if vr == "TM":
-            return element.value  # whole-day shifts leave times as they are
-        if vr in _BINARY_ZERO or vr in ("DS", "IS", "AS"):
-            return element.value
-        text = str(element.value or "")
-        for value in context.phi:
-            text = re.sub(re.escape(value), "*", text, flags=re.IGNORECASE)
-        return text
+                return [_shift_one(value, vr, shift) for value in values]
+            return [_DUMMIES[vr]]
+        strings = phi()
+        cleaned = []
+        for text in values:
+            for value in strings:
+                text = re.sub(re.escape(value), "*", text, flags=re.IGNORECASE)
+            cleaned.append(text)
+        return cleaned
 
-    def _mark(self, dataset: Dataset) -> None:
-        """PatientIdentityRemoved, DeidentificationMethod and its code sequence (PS3.15 E.1.1)."""
+    def marks(self) -> dict[str, Any]:
+        """What every de-identified data set says of it (PS3.15 E.1.1): keyword -> value, the
+        DeidentificationMethodCodeSequence as (CodeValue, CodingSchemeDesignator, CodeMeaning)."""
         options = self.profile.options
-        dataset.PatientIdentityRemoved = "YES"
         method, meanings = [], []
         for keyword in ["BasicApplicationConfidentialityProfile"] + [OPTION_CODES[o] for o in options]:
             code = getattr(codes.DCM, keyword)
-            item = Dataset()
-            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, "DCM", code.meaning
-            method.append(item)
+            method.append((code.value, "DCM", code.meaning))
             meanings.append(code.meaning[:64])
         # One value per profile and option: each fits the 64 characters of LO.
         title = f"workbench, DICOM PS3.15 Annex E ({self.profile.edition})"
-        dataset.DeidentificationMethod = [title] + meanings
-        dataset.DeidentificationMethodCodeSequence = method
         if "retain_full_dates" in options:
-            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
+            temporal = "UNMODIFIED"
         elif "retain_modified_dates" in options:
-            dataset.LongitudinalTemporalInformationModified = "MODIFIED"
+            temporal = "MODIFIED"
         else:
-            dataset.LongitudinalTemporalInformationModified = "REMOVED"
+            temporal = "REMOVED"
+        return {
+            "PatientIdentityRemoved": "YES",
+            "DeidentificationMethod": [title] + meanings,
+            "DeidentificationMethodCodeSequence": method,
+            "LongitudinalTemporalInformationModified": temporal,
+        }
+
+    def _mark(self, dataset: Dataset) -> None:
+        for keyword, value in self.marks().items():
+            if keyword == "DeidentificationMethodCodeSequence":
+                items = []
+                for code_value, scheme, meaning in value:
+                    item = Dataset()
+                    item.CodeValue, item.CodingSchemeDesignator = code_value, scheme
+                    item.CodeMeaning = meaning
+                    items.append(item)
+                value = items
+            setattr(dataset, keyword, value)
 
 
 class _Context:
@@ -312,7 +350,7 @@ class _Context:
 
 
 # Identifiers gathered from a data set to clean its free text with (besides every person name).
-_IDENTIFIER_TAGS = frozenset({
+IDENTIFIER_TAGS = frozenset({
     0x00100020, 0x00080050, 0x00080080, 0x00080081, 0x00081010, 0x00181000, 0x00200010,
     0x00401001, 0x00400009,
 })  # PatientID, AccessionNumber, InstitutionName and Address, StationName, DeviceSerialNumber,
@@ -382,15 +420,24 @@ def _identifying_strings(dataset: Dataset) -> list[str]:
             if vr == "SQ":
                 for item in ds[tag].value or ():
                     visit(item)
-            elif vr == "PN" and ds[tag].value:
-                value = ds[tag].value
-                for name in (value if isinstance(value, (list, tuple)) else [value]):
-                    values.update(_name_spellings(str(name)))
-            elif int(tag) in _IDENTIFIER_TAGS and ds[tag].value:
-                values.add(str(ds[tag].value).strip())
+            elif (vr == "PN" or int(tag) in IDENTIFIER_TAGS) and ds[tag].value:
+                add_identifying(values, vr, _strings(ds[tag].value))
 
     visit(dataset)
-    return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
+    return longest_first(values)
+
+
+def add_identifying(values: set[str], vr: str | None, strings: list[str]) -> None:
+    """Add to ``values`` the identifying strings of one element: a person name (VR PN) in
+    its usual spellings, or an identifier (:data:`IDENTIFIER_TAGS`)."""
+    for text in strings:
+        values.update(_name_spellings(text) if vr == "PN" else (text.strip(),))
+
+
+def longest_first(values: set[str]) -> list[str]:
+    """The identifying strings of three characters or more, longest first (ties in order), so
+    that a full name is replaced before its parts."""
+    return sorted((v for v in values if len(v) >= 3), key=lambda v: (-len(v), v))
 
 
 def _name_spellings(name: str) -> set[str]:
@@ -403,11 +450,13 @@ def _name_spellings(name: str) -> set[str]:
     return spellings
 
 
-def _shift_dates(value: Any, vr: str, shift: dt.timedelta) -> Any:
-    values = list(value) if isinstance(value, (list, tuple)) or (
-        hasattr(value, "__iter__") and not isinstance(value, str)) else [value]
-    out = [_shift_one(str(v), vr, shift) for v in values]
-    return out if len(out) > 1 else out[0]
+def _strings(value: Any) -> list[str]:
+    """An element's value as a list of strings, one per value (a multi-valued text is several)."""
+    if value is None:
+        return [""]
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [str(v) for v in value] or [""]
+    return [str(value)]
 
 
 def _shift_one(text: str, vr: str, shift: dt.timedelta) -> str:

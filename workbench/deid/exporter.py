@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench.deid.anonymize import Anonymizer
-from workbench.dicom.header import encapsulated_end, read_header
+from workbench.deid.encoded import anonymize_encoded
+from workbench.dicom.header import Header, encapsulated_end, read_header
 from workbench.dicom.writer import encode_part10
 from workbench.index.store import write_atomic
 from workbench.progress import progress_bar
@@ -208,19 +209,11 @@ def _write_chunks(path: Path, chunks: list[bytes | memoryview]) -> None:
 def _anonymized(data: bytes, anonymizer: Anonymizer) -> list[bytes | memoryview]:
     """The de-identified file in pieces: a new header, then the source's pixel data element as is
     (a view of ``data``, not a copy)."""
-    import pydicom
     header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
     if header.deflated or not header.little_endian:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)  # deflated or big endian: pydicom writes it
-        _ensure_file_meta(ds, header)
-        anonymizer.anonymize(ds)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        return [buffer.getvalue()]
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-    _ensure_file_meta(ds, header)
-    anonymizer.anonymize(ds)
-    chunks: list[bytes | memoryview] = [encode_part10(ds)]
+        return [_anonymized_by_pydicom(data, anonymizer, header)]
+    head = anonymize_encoded(anonymizer, data, header)  # None: pydicom has to do it
+    chunks: list[bytes | memoryview] = [head or _anonymized_by_pydicom(data, anonymizer, header)]
     if header.pixel_data is not None:
         start, length, vr = header.pixel_data
         end = encapsulated_end(data, start) if length == 0xFFFFFFFF else start + length
@@ -233,6 +226,22 @@ def _anonymized(data: bytes, anonymizer: Anonymizer) -> list[bytes | memoryview]
             element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
             chunks.append(memoryview(data)[element_start:end])
     return chunks
+
+
+def _anonymized_by_pydicom(data: bytes, anonymizer: Anonymizer, header: Header) -> bytes:
+    """The de-identified file made with pydicom: whole when deflated or big endian (pydicom
+    writes it in its transfer syntax), else up to Pixel Data in Explicit VR Little Endian."""
+    import pydicom
+
+    whole = header.deflated or not header.little_endian
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not whole, force=True)
+    _ensure_file_meta(ds, header)
+    anonymizer.anonymize(ds)
+    if not whole:
+        return encode_part10(ds)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def _ensure_file_meta(ds, header) -> None:

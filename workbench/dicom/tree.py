@@ -17,6 +17,7 @@ from typing import Any
 from workbench.dicom.header import (
     _LONG_VRS,
     _SHORT_VRS,
+    Header,
     HeaderError,
     read_header,
 )
@@ -66,12 +67,24 @@ def read_tree(data: bytes, keep: frozenset[int] | None = None) -> tuple[Tree, bo
         When the bytes are not a readable data set.
     """
     header = read_header(io.BytesIO(data), {}, locate_pixel_data=False)
+    return read_dataset(data, header, keep), header.little_endian
+
+
+def read_dataset(data: bytes, header: Header, keep: frozenset[int] | None = None) -> Tree:
+    """The data set of the file ``data`` whose ``header`` (:func:`read_header`) is read,
+    up to Pixel Data; ``keep`` as in :func:`read_tree`.
+
+    Raises
+    ------
+    HeaderError
+        When the data set is deflated (pydicom reads those) or not readable.
+    """
     if header.deflated:
         raise HeaderError("deflated", "deflated data sets are read by pydicom")
     start = _dataset_start(data, header)
     reader = _Reader(data, header.little_endian, header.implicit_vr, keep)
     tree, _ = reader.dataset(start, len(data), top=True)
-    return tree, header.little_endian
+    return tree
 
 
 def _dataset_start(data: bytes, header) -> int:
@@ -136,7 +149,8 @@ class _Reader:
                 if not wanted and length != _UNDEFINED:
                     pos = start + length
                     continue
-                items, pos = self.sequence(start, length)
+                # An explicit VR UN of undefined length holds implicit VR items (PS3.5 6.2.2).
+                items, pos = self.sequence(start, length, implicit=self.implicit or vr == "UN")
                 if wanted:
                     tree[tag] = ("SQ", items)
                 continue
@@ -149,8 +163,16 @@ class _Reader:
             pos = start + length
         return tree, pos
 
-    def sequence(self, pos: int, length: int) -> tuple[list[Tree], int]:
-        """Items of a sequence whose value starts at ``pos``; returns (items, position after)."""
+    def sequence(self, pos: int, length: int, implicit: bool) -> tuple[list[Tree], int]:
+        """Items of a sequence whose value starts at ``pos``, encoded in implicit VR or not;
+        returns (items, position after)."""
+        outer, self.implicit = self.implicit, implicit
+        try:
+            return self._items(pos, length)
+        finally:
+            self.implicit = outer
+
+    def _items(self, pos: int, length: int) -> tuple[list[Tree], int]:
         data, tag_of, long_ = self.data, self.tag, self.long
         end = len(data) if length == _UNDEFINED else pos + length
         items = []

@@ -17,6 +17,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 
+from workbench.dicom.tree import Tree
+
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
 _ITEM_END = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
@@ -74,19 +76,50 @@ def ascii_value(vr: str, text: str) -> bytes | None:
     return encoded
 
 
+def _raw_element(out: bytearray, tag: int, vr: str, value: bytes) -> None:
+    """Append an element whose value is already encoded (little endian), padded to even length."""
+    if len(value) % 2:
+        value += _PADDING.get(vr, b" ")
+    if vr not in _LONG_VRS and len(value) > 0xFFFF:
+        vr = "UN"  # too long for a short-length VR: keep the bytes, as UN (PS3.5 6.2.2)
+    out += _header(tag, vr, len(value))
+    out += value
+
+
+def encode_tree(tree: Tree, out: bytearray) -> None:
+    """Append a data set read by :func:`workbench.dicom.tree.read_tree` (little endian) to ``out``
+    in Explicit VR Little Endian, tags in ascending order; sequences and items of undefined length.
+
+    An element whose VR is None (read in implicit VR) gets its data dictionary VR (PS3.6),
+    UN when the tag is unknown.
+    """
+    for tag in sorted(tree):
+        vr, value = tree[tag]
+        if vr == "SQ":
+            out += _header(tag, "SQ", 0xFFFFFFFF)
+            for item in value:
+                out += _ITEM
+                encode_tree(item, out)
+                out += _ITEM_END
+            out += _SEQUENCE_END
+        else:
+            _raw_element(out, tag, vr or _dictionary_vr(tag), value)
+
+
+def part10_prefix(meta_group: bytes | bytearray) -> bytearray:
+    """The preamble, ``DICM`` and the file meta group (PS3.10 7.1) from its encoded elements,
+    with its group length."""
+    out = bytearray(b"\x00" * 128 + b"DICM")
+    out += _header(0x00020000, "UL", 4) + struct.pack("<L", len(meta_group)) + meta_group
+    return out
+
+
 def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
     for tag in sorted(dataset.keys()):
         raw = dataset.get_item(tag)
         if isinstance(raw, RawDataElement) and raw.value is not None and raw.is_little_endian \
                 and (raw.VR or _dictionary_vr(int(tag))) != "SQ":
-            vr = raw.VR or _dictionary_vr(int(tag))
-            value = raw.value
-            if len(value) % 2:
-                value += _PADDING.get(vr, b" ")
-            if vr not in _LONG_VRS and len(value) > 0xFFFF:
-                vr = "UN"  # too long for a short-length VR: keep the bytes, as UN (PS3.5 6.2.2)
-            out += _header(int(tag), vr, len(value))
-            out += value
+            _raw_element(out, int(tag), raw.VR or _dictionary_vr(int(tag)), raw.value)
             continue
         element = dataset[tag]
         encoded = _ascii_text(element)
@@ -141,7 +174,6 @@ def encode_part10(dataset: Dataset) -> bytes:
         del meta.FileMetaInformationGroupLength  # computed below
     group = bytearray()
     _encode(meta, group, encodings)
-    out = bytearray(b"\x00" * 128 + b"DICM")
-    out += _header(0x00020000, "UL", 4) + struct.pack("<L", len(group)) + group
+    out = part10_prefix(group)
     _encode(dataset, out, encodings)
     return bytes(out)

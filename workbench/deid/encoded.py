@@ -1,0 +1,287 @@
+"""De-identify a file from its encoded bytes, without building a pydicom data set.
+
+The exporter spends most of its time on headers: pydicom makes a Python object of every
+element, the anonymizer converts the values it looks at, and the writer encodes them again.
+This module applies the same :class:`~workbench.deid.anonymize.Anonymizer` to the data set
+as read by :mod:`workbench.dicom.tree` (tag -> VR and raw bytes): elements the profile keeps
+are copied as they are, the others are replaced by values encoded here. The result is the
+same file, byte for byte, as :meth:`Anonymizer.anonymize` followed by
+:func:`workbench.dicom.writer.encode_part10` (the tests compare both on every file they have).
+
+Only plain files take this path: little endian, not deflated, text to read or change in
+ASCII (the same bytes in every character set, PS3.5 6.1.2.3), no Retain Safe Private option.
+For anything else :func:`anonymize_encoded` returns None and the caller uses pydicom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+from workbench.deid.anonymize import (
+    _BINARY_SIZE,
+    _CODE_TAGS,
+    _DUMMIES,
+    _FREE_TEXT_VRS,
+    _PATIENT_ID,
+    _PATIENT_NAME,
+    IDENTIFIER_TAGS,
+    Anonymizer,
+    _dictionary_vr,
+    add_identifying,
+    longest_first,
+    resolved,
+)
+from workbench.dicom.header import Header, HeaderError
+from workbench.dicom.tree import Tree, read_dataset
+from workbench.dicom.writer import ascii_value, encode_tree, part10_prefix
+
+_SOP_CLASS_UID = 0x00080016
+_SOP_INSTANCE_UID = 0x00080018
+_META_GROUP_LENGTH = 0x00020000
+_META_VERSION = 0x00020001
+_MEDIA_SOP_CLASS = 0x00020002
+_MEDIA_SOP_INSTANCE = 0x00020003
+_TRANSFER_SYNTAX = 0x00020010
+_IMPLEMENTATION_CLASS = 0x00020012
+_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+# Text VRs whose values pydicom splits at backslashes before trimming each (the others are
+# trimmed whole, then split; ST, LT and UT hold one value).
+_SPLIT_FIRST_VRS = frozenset({"SH", "LO", "UC"})
+_SINGLE_VALUE_VRS = frozenset({"ST", "LT", "UT"})
+
+
+class _NotPlain(Exception):
+    """Something pydicom must handle: the caller falls back to it."""
+
+
+def anonymize_encoded(anonymizer: Anonymizer, data: bytes, header: Header) -> bytearray | None:
+    """The de-identified file ``data`` up to (without) its Pixel Data element, or None.
+
+    Parameters
+    ----------
+    anonymizer : Anonymizer
+        The profile, key and pseudonyms to apply.
+    data : bytes
+        The whole file (Part 10, or a bare data set).
+    header : Header
+        Its header, from :func:`workbench.dicom.header.read_header`.
+
+    Returns
+    -------
+    bytearray or None
+        The preamble, file meta and data set in Explicit VR Little Endian; None when the file
+        is not plain (see the module's docstring) and pydicom has to do the work.
+    """
+    if header.deflated or not header.little_endian or "retain_safe_private" in anonymizer.profile.options:
+        return None
+    try:
+        tree = read_dataset(data, header)
+        walk = _Walk(anonymizer, tree)
+        dataset = walk.top()
+        meta = _file_meta(anonymizer, header, tree)
+    except (_NotPlain, HeaderError):
+        return None
+    out = part10_prefix(_encoded(meta))
+    encode_tree(dataset, out)
+    return out
+
+
+def _encoded(tree: Tree) -> bytearray:
+    out = bytearray()
+    encode_tree(tree, out)
+    return out
+
+
+class _Walk:
+    """The profile applied to one data set's tree (see ``Anonymizer._walk``, which it mirrors)."""
+
+    __slots__ = ("anonymizer", "tree", "pseudonym", "shift", "_phi")
+
+    def __init__(self, anonymizer: Anonymizer, tree: Tree) -> None:
+        self.anonymizer, self.tree, self._phi = anonymizer, tree, None
+        patient_id = _single(tree.get(_PATIENT_ID), "LO")
+        patient_name = _single(tree.get(_PATIENT_NAME), "PN")
+        self.pseudonym = _ascii("PN", anonymizer.patient(patient_id, patient_name))
+        self.shift: dt.timedelta = anonymizer.date_shift(patient_id or patient_name)
+
+    def top(self) -> Tree:
+        """The de-identified data set, marked as such (PS3.15 E.1.1)."""
+        out = self.walk(self.tree, None)
+        out[_PATIENT_ID] = ("LO", self.pseudonym)
+        out[_PATIENT_NAME] = ("PN", self.pseudonym)
+        out.update(_marks(self.anonymizer))
+        return out
+
+    def walk(self, tree: Tree, inherited: str | None) -> Tree:
+        """``tree`` with the profile applied; ``inherited`` is the D or C of an enclosing sequence."""
+        out: Tree = {}
+        action_of = self.anonymizer.action
+        for tag, (vr, value) in tree.items():
+            group = tag >> 16
+            if group & 1 or (tag & 0xFFFF == 0 and group != 0x0002):
+                continue  # private (no safe private kept here), group lengths
+            action = action_of(tag)
+            if action == "K":
+                out[tag] = (vr, value)
+                continue
+            if action == "X":
+                continue
+            if vr == "UN" and _dictionary_vr(tag) not in (None, "UN"):
+                raise _NotPlain("pydicom gives a UN element its dictionary VR when it reads it")
+            vr = vr or _dictionary_vr(tag)
+            if action is None:
+                if vr == "SQ":
+                    out[tag] = ("SQ", [self.walk(item, inherited) for item in value])
+                elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or tag not in _CODE_TAGS):
+                    self.apply(out, tag, vr, value, inherited)
+                else:
+                    out[tag] = (vr, value)
+                continue
+            self.apply(out, tag, vr, value, action)
+        return out
+
+    def apply(self, out: Tree, tag: int, vr: str | None, value, action: str) -> None:
+        action = resolved(action, vr)
+        if action == "K":
+            out[tag] = (vr, value)
+            return
+        if action == "X":
+            return
+        if vr is None:
+            raise _NotPlain(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) has no known VR")
+        if tag in (_PATIENT_NAME, _PATIENT_ID):
+            out[tag] = (vr, self.pseudonym)
+        elif action == "Z" and vr != "SQ":
+            out[tag] = (vr, bytes(_BINARY_SIZE[vr]) if vr in _BINARY_SIZE else b"")
+        elif action == "D" and vr not in ("SQ", "UI"):
+            dummy = bytes(_BINARY_SIZE[vr]) if vr in _BINARY_SIZE else _ascii(vr, _DUMMIES.get(vr, ""))
+            out[tag] = (vr, dummy)
+        elif vr == "SQ":
+            if action == "Z":
+                out[tag] = ("SQ", [])
+            else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
+                nested = action if action in ("D", "C") else None
+                out[tag] = ("SQ", [self.walk(item, nested) for item in value])
+        elif action == "C" and vr != "UI":
+            out[tag] = (vr, self.clean(vr, value))
+        else:  # U, or D and C on a UI
+            out[tag] = (vr, self.uids(vr, value))
+
+    def clean(self, vr: str, value: bytes) -> bytes:
+        if vr == "TM" or vr in _BINARY_SIZE or vr in ("DS", "IS", "AS"):
+            return value  # kept as read, like the numbers and times the pydicom path keeps
+        texts = _strings(value, vr)
+        cleaned = self.anonymizer.clean_text(vr, texts, self.shift, self.phi)
+        return _ascii(vr, "\\".join(cleaned))
+
+    def uids(self, vr: str, value: bytes) -> bytes:
+        if "retain_uids" in self.anonymizer.profile.options:
+            return value
+        texts = _strings(value, vr)
+        if texts == [""]:
+            return b""
+        return _ascii(vr, "\\".join(self.anonymizer.uid(text) for text in texts))
+
+    def phi(self) -> list[str]:
+        """The person names and identifiers of the whole data set, gathered when first needed."""
+        if self._phi is None:
+            values: set[str] = set()
+            self._identifying(self.tree, values)
+            self._phi = longest_first(values)
+        return self._phi
+
+    def _identifying(self, tree: Tree, values: set[str]) -> None:
+        for tag, (vr, value) in tree.items():
+            vr = vr or _dictionary_vr(tag)
+            if vr == "SQ":
+                for item in value:
+                    self._identifying(item, values)
+            elif (vr == "PN" or tag in IDENTIFIER_TAGS) and vr != "UN":
+                strings = _strings(value, vr)
+                if strings != [""]:
+                    add_identifying(values, vr, strings)
+            elif tag in IDENTIFIER_TAGS:
+                raise _NotPlain("an identifier read as UN")
+
+
+
+def _strings(value: bytes, vr: str) -> list[str]:
+    """The values of a text element as pydicom reads them (trailing spaces and NULs trimmed)."""
+    if not value.isascii() or b"\x1b" in value:
+        raise _NotPlain("text outside ASCII is decoded by pydicom, with the character set")
+    text = value.decode("ascii")
+    if vr in _SINGLE_VALUE_VRS:
+        return [text.rstrip("\x00 ")]
+    if vr in _SPLIT_FIRST_VRS:
+        return [part.rstrip("\x00 ") for part in text.split("\\")]
+    return text.rstrip("\x00 ").split("\\")
+
+
+def _single(element: tuple | None, vr: str) -> str:
+    """PatientID or PatientName as one string, '' when absent."""
+    if element is None:
+        return ""
+    if element[0] == "SQ":
+        raise _NotPlain("a sequence where a name or ID belongs")
+    strings = _strings(element[1], vr)
+    if len(strings) > 1:
+        raise _NotPlain("several patient IDs or names")
+    return strings[0]
+
+
+def _ascii(vr: str, text: str) -> bytes:
+    encoded = ascii_value(vr, text)
+    if encoded is None:
+        raise _NotPlain("a new value outside ASCII")
+    return encoded
+
+
+@lru_cache(maxsize=32)
+def _marks_for(title: tuple) -> Tree:
+    from pydicom.datadict import tag_for_keyword
+
+    marks: dict = dict(title)
+    tree: Tree = {}
+    for keyword, value in marks.items():
+        tag = tag_for_keyword(keyword)
+        if keyword == "DeidentificationMethodCodeSequence":
+            items = [{0x00080100: ("SH", _ascii("SH", code)), 0x00080102: ("SH", _ascii("SH", scheme)),
+                      0x00080104: ("LO", _ascii("LO", meaning))} for code, scheme, meaning in value]
+            tree[tag] = ("SQ", items)
+        elif keyword == "DeidentificationMethod":
+            tree[tag] = ("LO", _ascii("LO", "\\".join(value)))
+        else:
+            tree[tag] = ("CS", _ascii("CS", value))
+    return tree
+
+
+def _marks(anonymizer: Anonymizer) -> Tree:
+    """PatientIdentityRemoved, DeidentificationMethod (and its codes), LongitudinalTemporal-
+    InformationModified, encoded (the same for every file of an export)."""
+    marks = anonymizer.marks()
+    key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in marks.items())
+    return _marks_for(key)
+
+
+def _file_meta(anonymizer: Anonymizer, header: Header, tree: Tree) -> Tree:
+    """The file meta of the copy (PS3.10 7.1), as ``exporter`` and ``encode_part10`` make it."""
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    meta: Tree = {tag: element for tag, element in header.meta.items() if tag != _META_GROUP_LENGTH}
+    syntax = _strings(meta[_TRANSFER_SYNTAX][1], "UI")[0] if _TRANSFER_SYNTAX in meta else None
+    if syntax in (None, _IMPLICIT_VR_LITTLE_ENDIAN):
+        meta[_TRANSFER_SYNTAX] = ("UI", _ascii("UI", _EXPLICIT_VR_LITTLE_ENDIAN))
+    for source, target in ((_SOP_CLASS_UID, _MEDIA_SOP_CLASS), (_SOP_INSTANCE_UID, _MEDIA_SOP_INSTANCE)):
+        if source in tree:
+            meta[target] = ("UI", _ascii("UI", "\\".join(_strings(tree[source][1], "UI"))))
+    media = (_MEDIA_SOP_CLASS, _MEDIA_SOP_INSTANCE)
+    if any(not meta.get(tag, (None, b""))[1].strip(b"\x00 ") for tag in media):
+        raise _NotPlain("the file meta lacks a Media Storage SOP UID: pydicom's writer says so")
+    if "retain_uids" not in anonymizer.profile.options:
+        original = "\\".join(_strings(meta[_MEDIA_SOP_INSTANCE][1], "UI"))
+        meta[_MEDIA_SOP_INSTANCE] = ("UI", _ascii("UI", anonymizer.uid(original)))
+    meta.setdefault(_META_VERSION, ("OB", b"\x00\x01"))
+    meta.setdefault(_IMPLEMENTATION_CLASS, ("UI", _ascii("UI", PYDICOM_IMPLEMENTATION_UID)))
+    return meta
