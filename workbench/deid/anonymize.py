@@ -18,19 +18,18 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+from collections import abc
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
-from pydicom.sr.codedict import codes
-from pydicom.tag import BaseTag
-
-from workbench.deid.profile import OPTION_CODES, Profile
+from workbench.deid.profile import OPTION_CODES, PROFILE_CODE, Profile
 from workbench.dicom.writer import ascii_value
+
+if TYPE_CHECKING:  # pydicom is imported when a data set is, not by the encoded path
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
 
 _PATIENT_NAME = 0x00100010
 _PATIENT_ID = 0x00100020
@@ -253,6 +252,8 @@ class Anonymizer:
         """The actions whose new value depends on the old one: U, C, and those on a sequence."""
         if element.VR == "SQ":
             if action == "Z":
+                from pydicom.sequence import Sequence
+
                 element.value = Sequence()
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
                 self._items(element, context, action if action in ("D", "C") else None)
@@ -301,10 +302,9 @@ class Anonymizer:
         DeidentificationMethodCodeSequence as (CodeValue, CodingSchemeDesignator, CodeMeaning)."""
         options = self.profile.options
         method, meanings = [], []
-        for keyword in ["BasicApplicationConfidentialityProfile"] + [OPTION_CODES[o] for o in options]:
-            code = getattr(codes.DCM, keyword)
-            method.append((code.value, "DCM", code.meaning))
-            meanings.append(code.meaning[:64])
+        for value, meaning in [PROFILE_CODE] + [OPTION_CODES[o] for o in options]:
+            method.append((value, "DCM", meaning))
+            meanings.append(meaning[:64])
         # One value per profile and option: each fits the 64 characters of LO.
         title = f"workbench, DICOM PS3.15 Annex E ({self.profile.edition})"
         if "retain_full_dates" in options:
@@ -325,6 +325,8 @@ class Anonymizer:
             if keyword == "DeidentificationMethodCodeSequence":
                 items = []
                 for code_value, scheme, meaning in value:
+                    from pydicom.dataset import Dataset
+
                     item = Dataset()
                     item.CodeValue, item.CodingSchemeDesignator = code_value, scheme
                     item.CodeMeaning = meaning
@@ -384,6 +386,7 @@ def _sequence_in_un(dataset: Dataset, element: DataElement) -> DataElement:
     value = element.value
     if element.VR != "UN" or not isinstance(value, bytes) or not value.startswith(b"\xfe\xff\x00\xe0"):
         return element
+    from pydicom.dataelem import DataElement
     from pydicom.filebase import DicomBytesIO
     from pydicom.filereader import read_sequence
 
@@ -395,6 +398,8 @@ def _sequence_in_un(dataset: Dataset, element: DataElement) -> DataElement:
 
 def _replace(dataset: Dataset, tag: BaseTag, vr: str | None, value: str | int | float) -> None:
     """Give the element ``tag`` a new value; as raw bytes when it was read and is still raw."""
+    from pydicom.dataelem import RawDataElement
+
     raw = dataset.get_item(tag)
     if vr is not None and isinstance(raw, RawDataElement) and raw.is_little_endian:
         encoded = bytes(_BINARY_SIZE[vr]) if vr in _BINARY_SIZE else ascii_value(vr, str(value))
@@ -454,7 +459,7 @@ def _strings(value: Any) -> list[str]:
     """An element's value as a list of strings, one per value (a multi-valued text is several)."""
     if value is None:
         return [""]
-    if isinstance(value, (list, tuple, MultiValue)):
+    if isinstance(value, abc.Sequence) and not isinstance(value, (str, bytes)):  # MultiValue too
         return [str(v) for v in value] or [""]
     return [str(value)]
 

@@ -238,14 +238,18 @@ def _ascii(vr: str, text: str) -> bytes:
     return encoded
 
 
+_MARK_TAGS = {
+    "PatientIdentityRemoved": 0x00120062, "DeidentificationMethod": 0x00120063,
+    "DeidentificationMethodCodeSequence": 0x00120064, "LongitudinalTemporalInformationModified": 0x00280303,
+}
+
+
 @lru_cache(maxsize=32)
 def _marks_for(title: tuple) -> Tree:
-    from pydicom.datadict import tag_for_keyword
-
     marks: dict = dict(title)
     tree: Tree = {}
     for keyword, value in marks.items():
-        tag = tag_for_keyword(keyword)
+        tag = _MARK_TAGS[keyword]
         if keyword == "DeidentificationMethodCodeSequence":
             items = [{0x00080100: ("SH", _ascii("SH", code)), 0x00080102: ("SH", _ascii("SH", scheme)),
                       0x00080104: ("LO", _ascii("LO", meaning))} for code, scheme, meaning in value]
@@ -267,8 +271,6 @@ def _marks(anonymizer: Anonymizer) -> Tree:
 
 def _file_meta(anonymizer: Anonymizer, header: Header, tree: Tree) -> Tree:
     """The file meta of the copy (PS3.10 7.1), as ``exporter`` and ``encode_part10`` make it."""
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
-
     meta: Tree = {tag: element for tag, element in header.meta.items() if tag != _META_GROUP_LENGTH}
     syntax = _strings(meta[_TRANSFER_SYNTAX][1], "UI")[0] if _TRANSFER_SYNTAX in meta else None
     if syntax in (None, _IMPLICIT_VR_LITTLE_ENDIAN):
@@ -283,5 +285,8 @@ def _file_meta(anonymizer: Anonymizer, header: Header, tree: Tree) -> Tree:
         original = "\\".join(_strings(meta[_MEDIA_SOP_INSTANCE][1], "UI"))
         meta[_MEDIA_SOP_INSTANCE] = ("UI", _ascii("UI", anonymizer.uid(original)))
     meta.setdefault(_META_VERSION, ("OB", b"\x00\x01"))
-    meta.setdefault(_IMPLEMENTATION_CLASS, ("UI", _ascii("UI", PYDICOM_IMPLEMENTATION_UID)))
+    if _IMPLEMENTATION_CLASS not in meta:
+        from pydicom.uid import PYDICOM_IMPLEMENTATION_UID  # what encode_part10 writes
+
+        meta[_IMPLEMENTATION_CLASS] = ("UI", _ascii("UI", PYDICOM_IMPLEMENTATION_UID))
     return meta

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from workbench.deid.anonymize import Anonymizer
 from workbench.deid.encoded import anonymize_encoded
+from workbench.deid.profile import CLEAN_PIXEL_DATA_CODE
 from workbench.dicom.header import Header, encapsulated_end, read_header
 from workbench.dicom.writer import encode_part10
 from workbench.index.store import write_atomic
@@ -263,7 +264,6 @@ def _blanked(data: bytes, anonymizer: Anonymizer, rules: Sequence[BlankingRule])
     """Decode, paint the rules' rectangles with the image's minimum, store uncompressed."""
     import numpy as np
     import pydicom
-    from pydicom.sr.codedict import codes
     from pydicom.uid import ExplicitVRLittleEndian
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -282,8 +282,8 @@ def _blanked(data: bytes, anonymizer: Anonymizer, rules: Sequence[BlankingRule])
     anonymizer.anonymize(ds)
     ds.BurnedInAnnotation = "NO"
     item = pydicom.Dataset()
-    code = codes.DCM.CleanPixelDataOption
-    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, "DCM", code.meaning
+    item.CodeValue, item.CodeMeaning = CLEAN_PIXEL_DATA_CODE
+    item.CodingSchemeDesignator = "DCM"
     ds.DeidentificationMethodCodeSequence.append(item)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

@@ -38,19 +38,22 @@ OPTIONS: dict[str, str] = {
     "clean_structured_content": "cleanStructContOpt",
     "clean_graphics": "cleanGraphOpt",
 }
-#: Keyword in pydicom's DCM code dictionary of each option's code (PS3.16 CID 7050).
-OPTION_CODES: dict[str, str] = {
-    "retain_safe_private": "RetainSafePrivateOption",
-    "retain_uids": "RetainUidsOption",
-    "retain_device_identity": "RetainDeviceIdentityOption",
-    "retain_institution_identity": "RetainInstitutionIdentityOption",
-    "retain_patient_characteristics": "RetainPatientCharacteristicsOption",
-    "retain_full_dates": "RetainLongitudinalTemporalInformationFullDatesOption",
-    "retain_modified_dates": "RetainLongitudinalTemporalInformationModifiedDatesOption",
-    "clean_descriptors": "CleanDescriptorsOption",
-    "clean_structured_content": "CleanStructuredContentOption",
-    "clean_graphics": "CleanGraphicsOption",
+#: Each option's code, (Code Value, Code Meaning) in scheme DCM (PS3.16 CID 7050).
+OPTION_CODES: dict[str, tuple[str, str]] = {
+    "retain_safe_private": ("113111", "Retain Safe Private Option"),
+    "retain_uids": ("113110", "Retain UIDs Option"),
+    "retain_device_identity": ("113109", "Retain Device Identity Option"),
+    "retain_institution_identity": ("113112", "Retain Institution Identity Option"),
+    "retain_patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
+    "retain_full_dates": ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
+    "retain_modified_dates": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "clean_descriptors": ("113105", "Clean Descriptors Option"),
+    "clean_structured_content": ("113104", "Clean Structured Content Option"),
+    "clean_graphics": ("113103", "Clean Graphics Option"),
 }
+#: The profile's own code and the Clean Pixel Data Option's (PS3.16 CID 7050).
+PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
+CLEAN_PIXEL_DATA_CODE = ("113101", "Clean Pixel Data Option")
 ACTIONS = ("D", "Z", "X", "K", "C", "U", "X/Z", "X/D", "X/Z/D", "Z/D", "X/Z/U*")
 _DATA = Path(__file__).with_name("data") / "confidentiality_profile.json"
 # Wildcard rows of the table: (group mask, group value, element or None for any).

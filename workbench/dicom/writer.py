@@ -9,15 +9,15 @@ ones (PS3.5 Section 7.1.2, explicit VR; sequences and items of undefined length,
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from functools import lru_cache
-
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
-from pydicom.multival import MultiValue
+from typing import TYPE_CHECKING
 
 from workbench.dicom.tree import Tree
+
+if TYPE_CHECKING:  # pydicom is imported when a pydicom data set is written, not for a tree
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
@@ -58,7 +58,7 @@ def _ascii_text(element: DataElement) -> bytes | None:
     value = element.value
     if isinstance(value, str):
         text = value
-    elif isinstance(value, MultiValue) and all(isinstance(v, str) for v in value):
+    elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):  # MultiValue
         text = "\\".join(value)
     else:
         return None
@@ -115,6 +115,10 @@ def part10_prefix(meta_group: bytes | bytearray) -> bytearray:
 
 
 def _encode(dataset: Dataset, out: bytearray, encodings: list[str]) -> None:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
     for tag in sorted(dataset.keys()):
         raw = dataset.get_item(tag)
         if isinstance(raw, RawDataElement) and raw.value is not None and raw.is_little_endian \

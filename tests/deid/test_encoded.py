@@ -1,0 +1,165 @@
+"""The encoded-bytes anonymizer against the pydicom one: the same file, byte for byte."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from workbench.deid.anonymize import Anonymizer
+from workbench.deid.encoded import anonymize_encoded
+from workbench.deid.exporter import _anonymized_by_pydicom
+from workbench.deid.profile import CLEAN_PIXEL_DATA_CODE, OPTION_CODES, PROFILE_CODE
+from workbench.dicom.header import HeaderError, read_header
+
+sys.path.insert(0, str(Path(__file__).parent))
+from phi_planting import ACCESSION, PATIENT_NAME, make_planted_patient  # noqa: E402
+
+KEY = bytes(range(32))
+PYDICOM_DATA = Path(pydicom.__file__).parent / "data"  # the bundled files only (no downloads)
+
+
+def get_testdata_file(name: str) -> Path:
+    return PYDICOM_DATA / "test_files" / name
+OPTION_SETS = [
+    (),
+    ("retain_modified_dates", "clean_descriptors", "clean_structured_content"),
+    ("retain_uids", "retain_device_identity", "retain_patient_characteristics", "clean_graphics"),
+    ("retain_full_dates", "retain_institution_identity"),
+]
+
+
+def _both(path: Path, options: tuple[str, ...]) -> tuple[bytes | None, bytes | None] | None:
+    """(encoded path's file, pydicom path's file) for a little endian file, (None, None) when
+    the encoded path leaves it to pydicom; None for other files."""
+    data = path.read_bytes()
+    try:
+        header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
+    except HeaderError:
+        return None
+    if header.deflated or not header.little_endian:
+        return None
+    anonymizer = Anonymizer(KEY, options)
+    fast = anonymize_encoded(anonymizer, data, header)
+    if fast is None:
+        return None, None
+    return bytes(fast), _anonymized_by_pydicom(data, Anonymizer(KEY, options), header)
+
+
+def _compare(files: list[Path], options: tuple[str, ...]) -> tuple[int, list[str]]:
+    """How many files took the encoded path, and those whose bytes differ from pydicom's."""
+    taken, differing = 0, []
+    for path in files:
+        pair = _both(path, options)
+        if pair is None or pair[0] is None:
+            continue
+        taken += 1
+        if pair[0] != pair[1]:
+            differing.append(path.name)
+    return taken, differing
+
+
+@pytest.fixture(scope="module")
+def planted_files(tmp_path_factory) -> list[Path]:
+    patient = make_planted_patient(tmp_path_factory.mktemp("encoded") / "src")
+    return [*patient.ct_files, patient.sr_file]
+
+
+@pytest.mark.parametrize("options", OPTION_SETS, ids=lambda o: "+".join(o) or "basic")
+def test_planted_phi_files_come_out_identical(planted_files, options) -> None:
+    taken, differing = _compare(planted_files, options)
+    assert taken == len(planted_files)  # plain files, every one by the encoded path
+    assert differing == []
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("options", OPTION_SETS, ids=lambda o: "+".join(o) or "basic")
+def test_pydicom_test_files_come_out_identical(options) -> None:
+    files = sorted(p for p in (PYDICOM_DATA / "test_files").iterdir() if p.suffix == ".dcm")
+    files += sorted((PYDICOM_DATA / "charset_files").glob("*.dcm"))
+    taken, differing = _compare(files, options)
+    assert taken > 50
+    assert differing == []
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_vendor_corpus_comes_out_identical(corpus_dir) -> None:
+    files = sorted(p for p in corpus_dir.rglob("*") if p.is_file() and p.suffix in ("", ".dcm"))
+    taken, differing = _compare(files, OPTION_SETS[1])  # the options that change the most
+    assert taken > len(files) // 2
+    assert differing == []
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_files_the_encoded_path_cannot_reproduce_are_left_to_pydicom() -> None:
+    anonymizer = Anonymizer(KEY)
+    for name in ("chrH31.dcm", "chrFren.dcm"):  # Korean and French names: the character set decides
+        data = (PYDICOM_DATA / "charset_files" / name).read_bytes()
+        header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+        assert anonymize_encoded(anonymizer, data, header) is None
+    big_endian = get_testdata_file("MR_small_bigendian.dcm").read_bytes()
+    header = read_header(io.BytesIO(big_endian), {}, locate_pixel_data=True)
+    assert anonymize_encoded(anonymizer, big_endian, header) is None
+
+
+def _planted_dataset() -> pydicom.Dataset:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = PATIENT_NAME
+    ds.AccessionNumber = ACCESSION
+    ds.StudyDescription = f"CT abdomen, accession {ACCESSION}"
+    ds.AdmittingDiagnosesDescription = [f"PAIN ({ACCESSION})", "HOSPITALSON FELL"]
+    return ds
+
+
+@pytest.mark.parametrize("path", ["pydicom", "encoded"])
+def test_descriptions_are_cleaned_of_identifiers_the_walk_removed_before(path, tmp_path) -> None:
+    # AccessionNumber (0008,0050) is emptied before StudyDescription (0008,1030) is cleaned:
+    # the identifying strings must come from the data set as it was.
+    ds = _planted_dataset()
+    anonymizer = Anonymizer(KEY, ["clean_descriptors"])
+    if path == "pydicom":
+        out = anonymizer.anonymize(ds)
+    else:
+        source = tmp_path / "in.dcm"
+        ds.save_as(source)
+        data = source.read_bytes()
+        header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+        out = pydicom.dcmread(io.BytesIO(bytes(anonymize_encoded(anonymizer, data, header))), force=True)
+    assert out.StudyDescription == "CT abdomen, accession *"
+    # A multi-valued description is cleaned value by value (it stays two values).
+    assert list(out.AdmittingDiagnosesDescription) == ["PAIN (*)", "* FELL"]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_clean_graphics_removes_overlay_bitmaps_in_both_paths() -> None:
+    path = get_testdata_file("examples_overlay.dcm")
+    fast, reference = _both(path, ("clean_graphics",))
+    assert fast == reference
+    out = pydicom.dcmread(io.BytesIO(reference))
+    assert 0x60003000 not in out  # no overlay bitmap is known to hold no burned-in text
+    assert 0x60000010 in out  # the overlay's description stays
+
+
+def test_deidentification_codes_are_those_of_the_dcm_scheme() -> None:
+    from pydicom.sr.codedict import codes
+
+    keywords = {
+        "retain_safe_private": "RetainSafePrivateOption", "retain_uids": "RetainUidsOption",
+        "retain_device_identity": "RetainDeviceIdentityOption",
+        "retain_institution_identity": "RetainInstitutionIdentityOption",
+        "retain_patient_characteristics": "RetainPatientCharacteristicsOption",
+        "retain_full_dates": "RetainLongitudinalTemporalInformationFullDatesOption",
+        "retain_modified_dates": "RetainLongitudinalTemporalInformationModifiedDatesOption",
+        "clean_descriptors": "CleanDescriptorsOption",
+        "clean_structured_content": "CleanStructuredContentOption", "clean_graphics": "CleanGraphicsOption",
+    }
+    assert set(keywords) == set(OPTION_CODES)
+    pairs = [(OPTION_CODES[name], keyword) for name, keyword in keywords.items()]
+    pairs += [(PROFILE_CODE, "BasicApplicationConfidentialityProfile")]
+    pairs += [(CLEAN_PIXEL_DATA_CODE, "CleanPixelDataOption")]
+    for (value, meaning), keyword in pairs:
+        code = getattr(codes.DCM, keyword)
+        assert (value, meaning) == (code.value, code.meaning)
