@@ -163,3 +163,29 @@ def test_deidentification_codes_are_those_of_the_dcm_scheme() -> None:
     for (value, meaning), keyword in pairs:
         code = getattr(codes.DCM, keyword)
         assert (value, meaning) == (code.value, code.meaning)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_an_export_of_files_left_to_pydicom_is_complete_and_clean(tmp_path) -> None:
+    import shutil
+
+    import workbench
+    from workbench.deid.exporter import export
+
+    source = tmp_path / "src"
+    source.mkdir()
+    charsets = PYDICOM_DATA / "charset_files"
+    # French and Japanese names, big endian, deflated; and one plain file. The secondary
+    # captures are allowed (they are held back by default).
+    for path in (charsets / "chrFren.dcm", charsets / "chrH31.dcm", get_testdata_file("image_dfl.dcm"),
+                 get_testdata_file("SC_rgb_small_odd_big_endian.dcm"), get_testdata_file("CT_small.dcm")):
+        shutil.copy(path, source / path.name)
+    names = {path.name: str(pydicom.dcmread(path).PatientName) for path in source.iterdir()}
+    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    result = export(index, tmp_path / "out", key=KEY, workers=1, quiet=True, allow_burned_in=True)
+    assert (result.exported, result.failed, result.findings) == (5, [], [])
+    assert result.verified
+    for path in (tmp_path / "out").rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        assert str(ds.PatientName) not in names.values()
+        assert ds.PatientIdentityRemoved == "YES"
