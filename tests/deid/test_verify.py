@@ -400,3 +400,41 @@ def test_bad_arguments(phi, tmp_path: Path) -> None:
         verify_export(tmp_path, phi, workers=0)
     with pytest.raises(ValueError, match="eyes"):
         verify_export(tmp_path, phi, looks=("eyes",))
+
+
+def test_the_byte_search_over_stretches_finds_what_one_pass_over_everything_finds() -> None:
+    import random
+
+    phi = [PhiValue("PatientName", "MÜLLER^JOSÉ"), PhiValue("PatientID", "MRN-4711"),
+           PhiValue("StudyDate", "20240312"), PhiValue("AccessionNumber", "ACC77"),
+           PhiValue("StudyInstanceUID", "1.2.826.0.1.3680043.8.498.12345"),
+           PhiValue("InstitutionName", "SANKT GEORG")]
+    matcher = verify._Matcher(phi)
+    forms = [b"M\xdcLLER", b"m\xc3\xbcller", b"Jos\xe9", b"mrn-4711", b"MRN-4711", b"20240312", b"2024-03-12",
+             b"ACC77", b"1.2.826.0.1.3680043.8.498.12345", b"1.2.826.0.1.3680043.8.498.12345.7",
+             b"91.2.826.0.1.3680043.8.498.12345", b"sankt georg", b"SANKT GEORGE", b"x20240312", b"020240312"]
+    rng = random.Random(7)
+
+    def one_pass(data: bytes) -> list[tuple[int, PhiValue]]:  # the search before stretches
+        lowered, found = data.lower(), []
+        for match in matcher.bytes_re.finditer(lowered):
+            hit = matcher.byte_map.get(match.group())
+            value, category = hit if hit else (matcher.uid(match.group().decode()), "uid")
+            start = match.start()
+            if value is not None and (start == 0 or lowered[start - 1] not in verify._BYTES_BEHIND[category]):
+                found.append((start, value))
+        return found
+
+    total = 0
+    for _ in range(200):
+        pieces = []
+        for _ in range(rng.randrange(1, 12)):
+            # noise of every byte value, or of bytes values are made of, with forms between
+            alphabet = bytes(range(256)) if rng.random() < 0.5 else b"abcmrn0123456789.-^ "
+            pieces.append(bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 600))))
+            pieces.append(rng.choice(forms))
+        data = b"".join(pieces[rng.randrange(2):])  # sometimes a form at the very start
+        expected = one_pass(data)
+        assert list(matcher.search_bytes(data)) == expected
+        total += len(expected)
+    assert total > 300  # the forms were found, not only agreed upon
