@@ -804,6 +804,11 @@ def bench(workdir: Path, files: int, subset: int, repeat: int) -> Report:
     print("workbench anonymize --verify")
     verify, output = run_command("workbench anonymize --verify", [
         "anonymize", "--verify", str(workdir / "out-wb"), "--index", str(workdir / "index")], files, None)
+    print("workbench anonymize as a user runs it (verification at the end)")
+    shutil.rmtree(workdir / "out-wb-default", ignore_errors=True)
+    default_args = [a if a != str(cli_out) else str(workdir / "out-wb-default") for a in cli_args
+                    if a != "--no-verify"]
+    default, _ = run_command("workbench anonymize, default (export + verify)", default_args, files, None)
 
     add_contender(report, base, base)
     add_contender(report, api, base, workbench=True)
@@ -822,6 +827,14 @@ def bench(workdir: Path, files: int, subset: int, repeat: int) -> Report:
         counted = re.search(r"(\d+) identifying value", output)  # the count only: findings name PHI
         findings = f"{counted.group(1)} findings" if counted else "no finding"
         report.add(f"{verify.name} ({files:,} files)", f"{rate(verify)}; {verify.note}, {findings}")
+    if default.error:
+        report.add("workbench anonymize, default (not timed)", default.error)
+    else:
+        verdict = " (verified, no finding)" if default.note == "exit 0" else " (findings, or files failed)"
+        report.add(f"{default.name} ({files:,} files)", f"{rate(default)}; {default.note}{verdict}")
+        if base.rate:
+            ratio = f"{default.rate / base.rate:.2f}x"
+            report.add("  ratio to the pydicom loop (which verifies nothing)", ratio)
     add_contender(report, cognito, base)
     add_contender(report, anon, base)
     report.notes += tool_notes()

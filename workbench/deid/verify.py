@@ -233,9 +233,8 @@ def phi_values(
     table = _instances_table(index, study_uids)
     vocabulary = set(VOCABULARY)
     for column in _VOCABULARY_COLUMNS:
-        if column in table.columns:
-            for cell in table[column].dropna().unique():
-                vocabulary.update(w.casefold() for w in re.split(r"[^\w]+", str(cell)) if w)
+        for cell in table.get(column, []):
+            vocabulary.update(w.casefold() for w in re.split(r"[^\w]+", str(cell)) if w)
     found: dict[str, PhiValue] = {}
 
     def add(kind: str, value: str) -> None:
@@ -274,9 +273,8 @@ def phi_values(
     return list(found.values())
 
 
-def _instances_table(index: Any, study_uids: Iterable[str] | None) -> pd.DataFrame:
-    import pandas as pd
-
+def _instances_table(index: Any, study_uids: Iterable[str] | None) -> dict[str, list[Any]]:
+    """The distinct values of the identifying columns of the studies' instances (nulls left out)."""
     wanted = set(NAME_KEYWORDS + TEXT_KEYWORDS + DATE_KEYWORDS + UID_KEYWORDS + _VOCABULARY_COLUMNS)
     uids = None
     if study_uids is not None:
@@ -284,32 +282,35 @@ def _instances_table(index: Any, study_uids: Iterable[str] | None) -> pd.DataFra
         for uid in uids:
             if not (0 < len(uid) <= 64 and _UID_SHAPE.fullmatch(uid)):
                 raise ValueError(f"{uid!r} is not a StudyInstanceUID")
-    if isinstance(index, pd.DataFrame):
-        table = index[[c for c in index.columns if c in wanted]]
-        if uids is not None:
-            table = table[table["StudyInstanceUID"].isin(uids)]
-    else:
-        if isinstance(index, str | os.PathLike):
-            from workbench.index.index import open_index
+    if isinstance(index, str | os.PathLike):
+        from workbench.index.index import open_index
 
-            index = open_index(index)
-        columns = [c for c in index.sql("SELECT * FROM instances LIMIT 0").columns if c in wanted]
-        query = "SELECT " + ", ".join(f'"{c}"' for c in columns) + " FROM instances"
+        index = open_index(index)
+    if hasattr(index, "connect"):  # an Index: Arrow columns, without pandas
+        import pyarrow.compute as pc
+
+        with index.connect() as con:
+            columns = [c for c in con.sql("SELECT * FROM instances LIMIT 0").columns if c in wanted]
+            query = "SELECT " + ", ".join(f'"{c}"' for c in columns) + " FROM instances"
+            if uids is not None:
+                query += " WHERE StudyInstanceUID IN (" + ", ".join(f"'{u}'" for u in uids or [""]) + ")"
+            arrow = con.sql(query).to_arrow_table()
+        table = {c: pc.unique(arrow.column(c).drop_null()).to_pylist() for c in arrow.column_names}
+    else:  # a slice of the instances table as a pandas DataFrame
+        frame = index[[c for c in index.columns if c in wanted]]
         if uids is not None:
-            query += " WHERE StudyInstanceUID IN (" + ", ".join(f"'{u}'" for u in uids or [""]) + ")"
-        table = index.sql(query)
+            frame = frame[frame["StudyInstanceUID"].isin(uids)]
+        table = {c: frame[c].dropna().unique().tolist() for c in frame.columns}
     if uids is not None:
-        missing = sorted(set(uids) - set(table["StudyInstanceUID"].dropna()))
+        missing = sorted(set(uids) - set(table.get("StudyInstanceUID", [])))
         if missing:
             raise ValueError(f"studies not in the index: {', '.join(missing)}")
     return table
 
 
-def _column_values(table: pd.DataFrame, column: str) -> list[str]:
-    if column not in table.columns:
-        return []
+def _column_values(table: dict[str, list[Any]], column: str) -> list[str]:
     out = []
-    for cell in table[column].dropna().unique():
+    for cell in table.get(column, []):
         if isinstance(cell, date):  # dates, and the date of date-times (datetime, pandas Timestamp)
             out.append(cell.strftime("%Y%m%d"))
         else:
