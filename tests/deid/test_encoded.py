@@ -189,3 +189,86 @@ def test_an_export_of_files_left_to_pydicom_is_complete_and_clean(tmp_path) -> N
         ds = pydicom.dcmread(path)
         assert str(ds.PatientName) not in names.values()
         assert ds.PatientIdentityRemoved == "YES"
+
+
+def _part10(ds: pydicom.Dataset) -> bytes:
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _small(**elements) -> pydicom.Dataset:
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.826.0.1.3680043.8.498.1"
+    ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _anonymized_both(data: bytes, options: tuple[str, ...] = ()) -> list[bytes]:
+    header = read_header(io.BytesIO(data), {0x00280100: "US"}, locate_pixel_data=True)
+    encoded = anonymize_encoded(Anonymizer(KEY, options), data, header)
+    outputs = [_anonymized_by_pydicom(data, Anonymizer(KEY, options), header)]
+    return outputs + ([bytes(encoded)] if encoded is not None else [])
+
+
+def test_an_element_running_past_its_item_is_left_to_pydicom_and_leaks_nothing() -> None:
+    # An element inside an item whose length runs over the top-level PatientName and PatientID
+    # must not swallow them into a kept value: pydicom reads the sequence by its length.
+    import struct
+
+    data = _part10(_small())
+    at = data.index(b"\x10\x00\x10\x00PN")
+    value = b"1.2.840.10008.5.1.4.1.1.2\x00"
+    element = struct.pack("<HH2sH", 0x0008, 0x1150, b"UI", len(value) + 32) + value
+    item = struct.pack("<HHL", 0xFFFE, 0xE000, len(element)) + element
+    sequence = struct.pack("<HH2sHL", 0x0008, 0x1140, b"SQ", 0, len(item)) + item
+    broken = data[:at] + sequence + data[at:]
+    header = read_header(io.BytesIO(broken), {}, locate_pixel_data=True)
+    assert anonymize_encoded(Anonymizer(KEY), broken, header) is None
+    for out in _anonymized_both(broken):
+        assert b"DOE^JOHN" not in out and b"MRN12345" not in out
+
+
+@pytest.mark.parametrize("options", [("retain_uids",), ("retain_institution_identity",)])
+def test_the_items_of_a_kept_sequence_are_de_identified_too(options) -> None:
+    inner = pydicom.Dataset()
+    inner.ReferencedSOPClassUID, inner.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"
+    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "H1", "99LOCAL", "Sankt Georg"
+    inner.PerformingPhysicianName = "DOCTORSON^FRIEDRICH"
+    inner.add_new(0x00110010, "LO", "ACME 1.0")
+    inner.add_new(0x00111001, "PN", "DOE^JOHN")
+    ds = _small(ReferencedImageSequence=[inner], InstitutionCodeSequence=[inner])
+    outputs = _anonymized_both(_part10(ds), options)
+    assert len(outputs) == 2 and outputs[0] == outputs[1]
+    out = pydicom.dcmread(io.BytesIO(outputs[0]))
+    kept = out.ReferencedImageSequence if "retain_uids" in options else out.InstitutionCodeSequence
+    assert len(kept) == 1 and kept[0].CodeValue == "H1"
+    assert b"DOE^JOHN" not in outputs[0] and b"DOCTORSON" not in outputs[0] and b"ACME" not in outputs[0]
+
+
+def test_the_file_meta_loses_the_devices_and_private_information() -> None:
+    data = _part10(_small())
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.SourceApplicationEntityTitle = "CTROOM-ALPHA-07"
+    ds.file_meta.PrivateInformationCreatorUID = "1.2.826.0.1.3680043.8.498.9"
+    ds.file_meta.PrivateInformation = b"DOE^JOHN"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    outputs = _anonymized_both(buffer.getvalue())
+    assert len(outputs) == 2 and outputs[0] == outputs[1]
+    assert b"CTROOM" not in outputs[0] and b"DOE^JOHN" not in outputs[0]
+    meta = pydicom.dcmread(io.BytesIO(outputs[0])).file_meta
+    assert "SourceApplicationEntityTitle" not in meta and "PrivateInformation" not in meta
+
+
+def test_float_pixel_data_is_exported_by_both_paths() -> None:
+    ds = _small(Rows=2, Columns=2, SamplesPerPixel=1, BitsAllocated=32, FloatPixelData=bytes(range(16)))
+    outputs = _anonymized_both(_part10(ds))
+    assert len(outputs) == 2 and outputs[0] == outputs[1]
+    assert pydicom.dcmread(io.BytesIO(outputs[0])).FloatPixelData == bytes(range(16))

@@ -48,6 +48,11 @@ _BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "
 _FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 # Code Value, Coding Scheme Designator and Version, Code Meaning, Long and URN Code Value.
 _CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120})
+#: File meta elements (PS3.10 7.1) that name the sending and receiving devices or carry private
+#: information; the table does not list group 0002, they are removed all the same.
+META_REMOVED = frozenset({
+    0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100, 0x00020102,
+})  # Source, Sending and Receiving AE Titles and Presentation Addresses, Private Information
 # Largest shift of the modified-dates option, in days (about ten years).
 _MAX_DATE_SHIFT = 3650
 
@@ -109,6 +114,7 @@ class Anonymizer:
         #: original -> pseudonym, for the map the user may ask for (never written in the export)
         self.replaced: dict[tuple[str, str], str] = {}
         self._actions: dict[int, str | None] = {}
+        self._cleans = self.profile.uses("C")
 
     # --- pseudonyms ---------------------------------------------------------------------------------
 
@@ -154,7 +160,7 @@ class Anonymizer:
             shift=self.date_shift(patient_id or patient_name),
             dataset=dataset,
         )
-        if any(option.startswith("clean_") for option in self.profile.options):
+        if self._cleans:
             context.phi  # noqa: B018 - gathered from the data set as it came, before the walk changes it
         self._walk(dataset, context)
         dataset.PatientID = context.pseudonym
@@ -162,6 +168,9 @@ class Anonymizer:
         self._mark(dataset)
         meta = getattr(dataset, "file_meta", None)
         keep_uids = "retain_uids" in self.profile.options
+        for tag in META_REMOVED:
+            if meta is not None and tag in meta:
+                del meta[tag]
         if meta is not None and "MediaStorageSOPInstanceUID" in meta and not keep_uids:
             meta.MediaStorageSOPInstanceUID = self.uid(str(meta.MediaStorageSOPInstanceUID))
         return dataset
@@ -192,6 +201,8 @@ class Anonymizer:
                 continue
             action = self.action(int(tag))
             if action == "K":
+                if _vr(dataset, tag) == "SQ":  # a kept sequence: its items are de-identified all the same
+                    self._items(dataset[tag], context, inherited)
                 continue
             if action == "X":
                 del dataset[tag]

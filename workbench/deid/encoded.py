@@ -26,6 +26,7 @@ from workbench.deid.anonymize import (
     _PATIENT_ID,
     _PATIENT_NAME,
     IDENTIFIER_TAGS,
+    META_REMOVED,
     Anonymizer,
     _dictionary_vr,
     add_identifying,
@@ -123,8 +124,8 @@ class _Walk:
             if group & 1 or (tag & 0xFFFF == 0 and group != 0x0002):
                 continue  # private (no safe private kept here), group lengths
             action = action_of(tag)
-            if action == "K":
-                out[tag] = (vr, value)
+            if action == "K":  # a kept sequence: its items are de-identified all the same
+                out[tag] = ("SQ", [self.walk(i, inherited) for i in value]) if vr == "SQ" else (vr, value)
                 continue
             if action == "X":
                 continue
@@ -271,7 +272,8 @@ def _marks(anonymizer: Anonymizer) -> Tree:
 
 def _file_meta(anonymizer: Anonymizer, header: Header, tree: Tree) -> Tree:
     """The file meta of the copy (PS3.10 7.1), as ``exporter`` and ``encode_part10`` make it."""
-    meta: Tree = {tag: element for tag, element in header.meta.items() if tag != _META_GROUP_LENGTH}
+    meta: Tree = {tag: element for tag, element in header.meta.items()
+                  if tag != _META_GROUP_LENGTH and tag not in META_REMOVED}
     syntax = _strings(meta[_TRANSFER_SYNTAX][1], "UI")[0] if _TRANSFER_SYNTAX in meta else None
     if syntax in (None, _IMPLICIT_VR_LITTLE_ENDIAN):
         meta[_TRANSFER_SYNTAX] = ("UI", _ascii("UI", _EXPLICIT_VR_LITTLE_ENDIAN))

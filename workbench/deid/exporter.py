@@ -224,18 +224,28 @@ def _anonymized(data: bytes, anonymizer: Anonymizer) -> list[bytes | memoryview]
             chunks += [struct.pack("<HH2sHL", 0x7FE0, 0x0010, vr.encode(), 0, length),
                        memoryview(data)[start:end]]
         else:
-            element_start = start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
-            chunks.append(memoryview(data)[element_start:end])
+            chunks.append(memoryview(data)[_pixel_data_element(header):end])
     return chunks
+
+
+def _pixel_data_element(header: Header) -> int:
+    """Where the Pixel Data element (its tag) begins in a little endian file."""
+    start, _, vr = header.pixel_data
+    if header.implicit_vr:
+        return start - 8
+    return start - (12 if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") else 8)
 
 
 def _anonymized_by_pydicom(data: bytes, anonymizer: Anonymizer, header: Header) -> bytes:
     """The de-identified file made with pydicom: whole when deflated or big endian (pydicom
-    writes it in its transfer syntax), else up to Pixel Data in Explicit VR Little Endian."""
+    writes it in its transfer syntax), else what comes before Pixel Data (Float and Double Float
+    Pixel Data included, which ``stop_before_pixels`` would leave out) in Explicit VR Little Endian."""
     import pydicom
 
     whole = header.deflated or not header.little_endian
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not whole, force=True)
+    if not whole and header.pixel_data is not None:
+        data = data[:_pixel_data_element(header)]
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
     _ensure_file_meta(ds, header)
     anonymizer.anonymize(ds)
     if not whole:

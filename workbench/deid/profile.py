@@ -149,14 +149,20 @@ class Profile:
         wins over cleaning (C): an option that retains information is asked for on purpose.
         """
         rule = self.rule(tag)
-        if rule is None:
-            return None
+        return None if rule is None else self._action(rule)
+
+    def _action(self, rule: Rule) -> str:
         chosen = [rule.options[o] for o in self.options if o in rule.options]
         if "K" in chosen:
             return "K"
         if "C" in chosen:
             return "C"
         return rule.basic
+
+    def uses(self, action: str) -> bool:
+        """Whether any attribute of the table gets ``action`` (e.g. ``"C"``) with the chosen options."""
+        exact, wildcard, private = _rules()
+        return any(self._action(rule) == action for rule in [*exact.values(), *wildcard.values(), private])
 
     @property
     def edition(self) -> str:

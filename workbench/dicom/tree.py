@@ -127,7 +127,7 @@ class _Reader:
             tag = group << 16 | elem
             if tag == _ITEM_DELIMITER:
                 return tree, pos + 8
-            if top and tag >= _PIXEL_DATA:
+            if top and tag == _PIXEL_DATA:
                 return tree, pos
             if self.implicit:
                 vr = "SQ" if _is_sequence(tag) else None
@@ -144,37 +144,38 @@ class _Reader:
                 else:
                     raise HeaderError("bad_vr", f"element ({group:04X},{elem:04X}) has an invalid VR {raw!r}")
                 vr = raw.decode("ascii")
+            if length != _UNDEFINED and start + length > end:
+                where = "the file ends" if end == len(data) else "its item or sequence ends"
+                raise HeaderError("truncated", f"{where} inside element ({group:04X},{elem:04X})")
             wanted = self.keep is None or tag in self.keep
             if vr == "SQ" or length == _UNDEFINED:
                 if not wanted and length != _UNDEFINED:
                     pos = start + length
                     continue
                 # An explicit VR UN of undefined length holds implicit VR items (PS3.5 6.2.2).
-                items, pos = self.sequence(start, length, implicit=self.implicit or vr == "UN")
+                items, pos = self.sequence(start, length, end, implicit=self.implicit or vr == "UN")
                 if wanted:
                     tree[tag] = ("SQ", items)
                 continue
             if not wanted:
                 pos = start + length
                 continue
-            if start + length > len(data):
-                raise HeaderError("truncated", f"the file ends inside element ({group:04X},{elem:04X})")
             tree[tag] = (vr, data[start:start + length])
             pos = start + length
         return tree, pos
 
-    def sequence(self, pos: int, length: int, implicit: bool) -> tuple[list[Tree], int]:
-        """Items of a sequence whose value starts at ``pos``, encoded in implicit VR or not;
-        returns (items, position after)."""
+    def sequence(self, pos: int, length: int, limit: int, implicit: bool) -> tuple[list[Tree], int]:
+        """Items of a sequence whose value starts at ``pos`` and cannot go past ``limit`` (the end
+        of what holds it), encoded in implicit VR or not; returns (items, position after)."""
         outer, self.implicit = self.implicit, implicit
         try:
-            return self._items(pos, length)
+            return self._items(pos, length, limit)
         finally:
             self.implicit = outer
 
-    def _items(self, pos: int, length: int) -> tuple[list[Tree], int]:
+    def _items(self, pos: int, length: int, limit: int) -> tuple[list[Tree], int]:
         data, tag_of, long_ = self.data, self.tag, self.long
-        end = len(data) if length == _UNDEFINED else pos + length
+        end = limit if length == _UNDEFINED else pos + length
         items = []
         while pos + 8 <= end:
             group, elem = tag_of(data, pos)
@@ -185,7 +186,9 @@ class _Reader:
                 return items, pos
             if tag != _ITEM:
                 raise HeaderError("bad_length", f"expected a sequence item, found ({group:04X},{elem:04X})")
-            item_end = len(data) if item_length == _UNDEFINED else pos + item_length
+            item_end = end if item_length == _UNDEFINED else pos + item_length
+            if item_end > end:
+                raise HeaderError("bad_length", f"an item of {item_length} bytes runs past its sequence")
             item, pos = self.dataset(pos, item_end)
             items.append(item)
         return items, max(pos, end) if length != _UNDEFINED else pos
