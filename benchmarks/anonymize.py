@@ -338,9 +338,17 @@ def mirror(path: Path, src: Path, out: Path) -> Path:
     return target
 
 
+def fresh(out: Path) -> None:
+    """Remove ``out`` and flush every write so far to disk, untimed: no contender pays for the
+    writeback of another's gigabyte (the page cache holds what they wrote, and the kernel writes
+    it back, and throttles writers, while the next one runs)."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+
+
 def run_loop(name: str, paths: list[Path], src: Path, out: Path, one: Callable[[Path, Path], None]) -> Timed:
     """Time ``one(path, target)`` over ``paths`` serially; a failing file is counted, not fatal."""
-    shutil.rmtree(out, ignore_errors=True)
+    fresh(out)
     timed = Timed(name, len(paths), out=out)
     errors: list[str] = []
     cpu, start = cpu_seconds(), time.perf_counter()
@@ -457,7 +465,7 @@ def run_workbench_api(index: Index, out: Path, key: bytes, files: int) -> Timed:
     """``export(index, out, key=key, quiet=True, verify=False)`` into an empty folder."""
     from workbench.deid import export
 
-    shutil.rmtree(out, ignore_errors=True)
+    fresh(out)
     cpu, start = cpu_seconds(), time.perf_counter()
     try:
         result = export(index, out, key=key, quiet=True, verify=False)
@@ -793,7 +801,7 @@ def bench(workdir: Path, files: int, subset: int, repeat: int) -> Report:
         base_out = workdir / "out-pydicom"
         timed = [run_contender("pydicom loop, serial", pydicom_one_factory, some, src, base_out)]
         timed.append(run_workbench_api(index, workdir / "out-wb", key, files))
-        shutil.rmtree(cli_out, ignore_errors=True)
+        fresh(cli_out)
         timed.append(run_command("workbench anonymize: whole command", cli_args, files, None)[0])
         for name, factory, chosen in (("dicognito", dicognito_one_factory, some),
                                       ("dcmanon", dcmanon_one_factory, paths)):
@@ -802,10 +810,11 @@ def bench(workdir: Path, files: int, subset: int, repeat: int) -> Report:
             rounds.setdefault(t.name, []).append(t)
     base, api, cli, cognito, anon = (median(runs) for runs in rounds.values())
     print("workbench anonymize --verify")
+    os.sync()
     verify, output = run_command("workbench anonymize --verify", [
         "anonymize", "--verify", str(workdir / "out-wb"), "--index", str(workdir / "index")], files, None)
     print("workbench anonymize as a user runs it (verification at the end)")
-    shutil.rmtree(workdir / "out-wb-default", ignore_errors=True)
+    fresh(workdir / "out-wb-default")
     default_args = [a if a != str(cli_out) else str(workdir / "out-wb-default") for a in cli_args
                     if a != "--no-verify"]
     default, _ = run_command("workbench anonymize, default (export + verify)", default_args, files, None)
