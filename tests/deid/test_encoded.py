@@ -96,13 +96,29 @@ def test_vendor_corpus_comes_out_identical(corpus_dir) -> None:
 @pytest.mark.filterwarnings("ignore")
 def test_files_the_encoded_path_cannot_reproduce_are_left_to_pydicom() -> None:
     anonymizer = Anonymizer(KEY)
-    for name in ("chrH31.dcm", "chrFren.dcm"):  # Korean and French names: the character set decides
-        data = (PYDICOM_DATA / "charset_files" / name).read_bytes()
+    charsets = PYDICOM_DATA / "charset_files"
+    # Japanese (ISO 2022 escapes) and Greek names: pydicom decodes those character sets.
+    big_endian = get_testdata_file("MR_small_bigendian.dcm")
+    for path in (charsets / "chrH31.dcm", charsets / "chrGreek.dcm", big_endian):
+        data = path.read_bytes()
         header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
-        assert anonymize_encoded(anonymizer, data, header) is None
-    big_endian = get_testdata_file("MR_small_bigendian.dcm").read_bytes()
-    header = read_header(io.BytesIO(big_endian), {}, locate_pixel_data=True)
-    assert anonymize_encoded(anonymizer, big_endian, header) is None
+        assert anonymize_encoded(anonymizer, data, header) is None, path.name
+    # Latin-1 (French, German) and UTF-8 names are read here (and compared above).
+    for name in ("chrFren.dcm", "chrGerm.dcm", "chrX1.dcm"):
+        data = (charsets / name).read_bytes()
+        header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+        assert anonymize_encoded(anonymizer, data, header) is not None, name
+
+
+@pytest.mark.parametrize(("charset", "codec"), [("ISO_IR 100", "latin_1"), ("ISO_IR 192", "utf_8")])
+def test_names_outside_ascii_are_cleaned_from_text_in_their_character_set(charset, codec) -> None:
+    ds = _small(SpecificCharacterSet=charset, StudyDescription="CT für José Müller, Notaufnahme")
+    ds.PatientName = "MÜLLER^JOSÉ"
+    outputs = _anonymized_both(_part10(ds), ("clean_descriptors",))
+    assert len(outputs) == 2 and outputs[0] == outputs[1]
+    out = pydicom.dcmread(io.BytesIO(outputs[0]))
+    assert out.StudyDescription == "CT für *, Notaufnahme"
+    assert "Müller".encode(codec) not in outputs[0] and "MÜLLER".encode(codec) not in outputs[0]
 
 
 def _planted_dataset() -> pydicom.Dataset:
@@ -166,7 +182,7 @@ def test_deidentification_codes_are_those_of_the_dcm_scheme() -> None:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_an_export_of_files_left_to_pydicom_is_complete_and_clean(tmp_path) -> None:
+def test_an_export_of_files_in_every_encoding_is_complete_and_clean(tmp_path) -> None:
     import shutil
 
     import workbench
@@ -175,8 +191,8 @@ def test_an_export_of_files_left_to_pydicom_is_complete_and_clean(tmp_path) -> N
     source = tmp_path / "src"
     source.mkdir()
     charsets = PYDICOM_DATA / "charset_files"
-    # French and Japanese names, big endian, deflated; and one plain file. The secondary
-    # captures are allowed (they are held back by default).
+    # French (read here) and Japanese (by pydicom) names, big endian and deflated (pydicom), and
+    # one plain file. The secondary captures are allowed (they are held back by default).
     for path in (charsets / "chrFren.dcm", charsets / "chrH31.dcm", get_testdata_file("image_dfl.dcm"),
                  get_testdata_file("SC_rgb_small_odd_big_endian.dcm"), get_testdata_file("CT_small.dcm")):
         shutil.copy(path, source / path.name)

@@ -9,7 +9,8 @@ same file, byte for byte, as :meth:`Anonymizer.anonymize` followed by
 :func:`workbench.dicom.writer.encode_part10` (the tests compare both on every file they have).
 
 Only plain files take this path: little endian, not deflated, text to read or change in
-ASCII (the same bytes in every character set, PS3.5 6.1.2.3), no Retain Safe Private option.
+ASCII (the same bytes in every character set, PS3.5 6.1.2.3), Latin-1 or UTF-8, no Retain Safe
+Private option.
 For anything else :func:`anonymize_encoded` returns None and the caller uses pydicom.
 """
 
@@ -51,6 +52,9 @@ _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # trimmed whole, then split; ST, LT and UT hold one value).
 _SPLIT_FIRST_VRS = frozenset({"SH", "LO", "UC"})
 _SINGLE_VALUE_VRS = frozenset({"ST", "LT", "UT"})
+_SPECIFIC_CHARACTER_SET = 0x00080005
+# Specific Character Set values whose text is read here, with the codec pydicom uses for each.
+_CODECS = {b"": "latin_1", b"ISO_IR 6": "latin_1", b"ISO_IR 100": "latin_1", b"ISO_IR 192": "utf_8"}
 
 
 class _NotPlain(Exception):
@@ -98,14 +102,58 @@ def _encoded(tree: Tree) -> bytearray:
 class _Walk:
     """The profile applied to one data set's tree (see ``Anonymizer._walk``, which it mirrors)."""
 
-    __slots__ = ("anonymizer", "tree", "pseudonym", "shift", "_phi")
+    __slots__ = ("anonymizer", "tree", "pseudonym", "shift", "_phi", "_codec")
 
     def __init__(self, anonymizer: Anonymizer, tree: Tree) -> None:
-        self.anonymizer, self.tree, self._phi = anonymizer, tree, None
-        patient_id = _single(tree.get(_PATIENT_ID), "LO")
-        patient_name = _single(tree.get(_PATIENT_NAME), "PN")
-        self.pseudonym = _ascii("PN", anonymizer.patient(patient_id, patient_name))
+        self.anonymizer, self.tree, self._phi, self._codec = anonymizer, tree, None, None
+        patient_id = self.single(tree.get(_PATIENT_ID), "LO")
+        patient_name = self.single(tree.get(_PATIENT_NAME), "PN")
+        self.pseudonym = self.encode("PN", anonymizer.patient(patient_id, patient_name))
         self.shift: dt.timedelta = anonymizer.date_shift(patient_id or patient_name)
+
+    # --- text in the data set's character set -------------------------------------------------------
+
+    def codec(self) -> str:
+        """The Python codec of the data set's text, when it is one this path reads as pydicom does:
+        the default repertoire, ISO_IR 100 (Latin-1) or ISO_IR 192 (UTF-8), the same in every item."""
+        if self._codec is None:
+            element = self.tree.get(_SPECIFIC_CHARACTER_SET)
+            codec = _CODECS.get(element[1].strip(b" \x00") if element else b"")
+            if codec is None or _nested_character_set(self.tree):
+                raise _NotPlain("this character set is decoded by pydicom")
+            self._codec = codec
+        return self._codec
+
+    def strings(self, value: bytes, vr: str) -> list[str]:
+        """The values of a text element as pydicom reads them (trailing spaces and NULs trimmed)."""
+        if value.isascii():
+            return _strings(value, vr)
+        if vr == "UI" or b"\x1b" in value:
+            raise _NotPlain("escape sequences, or a UID outside ASCII")
+        try:
+            return _split(value.decode(self.codec()), vr)
+        except UnicodeDecodeError:
+            raise _NotPlain("text that does not decode: pydicom replaces what it cannot read") from None
+
+    def encode(self, vr: str, text: str) -> bytes:
+        """``text`` as the value of a ``vr`` element in the data set's character set, padded."""
+        if text.isascii():
+            return _ascii(vr, text)
+        encoded = text.encode(self.codec())
+        return encoded + b" " if len(encoded) % 2 else encoded
+
+    def single(self, element: tuple | None, vr: str) -> str:
+        """PatientID or PatientName as one string, '' when absent."""
+        if element is None:
+            return ""
+        if element[0] == "SQ":
+            raise _NotPlain("a sequence where a name or ID belongs")
+        strings = self.strings(element[1], vr)
+        if len(strings) > 1:
+            raise _NotPlain("several patient IDs or names")
+        return strings[0]
+
+    # --- the walk -----------------------------------------------------------------------------------
 
     def top(self) -> Tree:
         """The de-identified data set, marked as such (PS3.15 E.1.1)."""
@@ -173,14 +221,14 @@ class _Walk:
     def clean(self, vr: str, value: bytes) -> bytes:
         if vr == "TM" or vr in _BINARY_SIZE or vr in ("DS", "IS", "AS"):
             return value  # kept as read, like the numbers and times the pydicom path keeps
-        texts = _strings(value, vr)
+        texts = self.strings(value, vr)
         cleaned = self.anonymizer.clean_text(vr, texts, self.shift, self.phi)
-        return _ascii(vr, "\\".join(cleaned))
+        return self.encode(vr, "\\".join(cleaned))
 
     def uids(self, vr: str, value: bytes) -> bytes:
         if "retain_uids" in self.anonymizer.profile.options:
             return value
-        texts = _strings(value, vr)
+        texts = self.strings(value, vr)
         if texts == [""]:
             return b""
         return _ascii(vr, "\\".join(self.anonymizer.uid(text) for text in texts))
@@ -200,7 +248,7 @@ class _Walk:
                 for item in value:
                     self._identifying(item, values)
             elif (vr == "PN" or tag in IDENTIFIER_TAGS) and vr != "UN":
-                strings = _strings(value, vr)
+                strings = self.strings(value, vr)
                 if strings != [""]:
                     add_identifying(values, vr, strings)
             elif tag in IDENTIFIER_TAGS:
@@ -209,10 +257,13 @@ class _Walk:
 
 
 def _strings(value: bytes, vr: str) -> list[str]:
-    """The values of a text element as pydicom reads them (trailing spaces and NULs trimmed)."""
+    """The values of an ASCII text element as pydicom reads them (trailing spaces and NULs trimmed)."""
     if not value.isascii() or b"\x1b" in value:
         raise _NotPlain("text outside ASCII is decoded by pydicom, with the character set")
-    text = value.decode("ascii")
+    return _split(value.decode("ascii"), vr)
+
+
+def _split(text: str, vr: str) -> list[str]:
     if vr in _SINGLE_VALUE_VRS:
         return [text.rstrip("\x00 ")]
     if vr in _SPLIT_FIRST_VRS:
@@ -220,16 +271,13 @@ def _strings(value: bytes, vr: str) -> list[str]:
     return text.rstrip("\x00 ").split("\\")
 
 
-def _single(element: tuple | None, vr: str) -> str:
-    """PatientID or PatientName as one string, '' when absent."""
-    if element is None:
-        return ""
-    if element[0] == "SQ":
-        raise _NotPlain("a sequence where a name or ID belongs")
-    strings = _strings(element[1], vr)
-    if len(strings) > 1:
-        raise _NotPlain("several patient IDs or names")
-    return strings[0]
+def _nested_character_set(tree: Tree, top: bool = True) -> bool:
+    """Whether an item of the data set declares its own Specific Character Set (PS3.5 6.1.2.4)."""
+    if not top and _SPECIFIC_CHARACTER_SET in tree:
+        return True
+    return any(
+        _nested_character_set(item, False) for vr, value in tree.values() if vr == "SQ" for item in value
+    )
 
 
 def _ascii(vr: str, text: str) -> bytes:
