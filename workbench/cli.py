@@ -263,12 +263,17 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.index or not args.out:
         raise UsageError("give the index DIR and --out EXPORT (or --verify EXPORT --index DIR)")
+    safe_private = [_safe_private(text) for text in args.safe_private or ()]
+    if "retain_safe_private" in (args.option or ()) and not safe_private:
+        print("workbench: retain_safe_private without --safe-private keeps no private element",
+              file=sys.stderr)
     index = open_index(args.index)
     key = load_key(args.key_file or index.directory / "deid.key")
     try:
         result = export(
             index, args.out, key=key, where=args.where, options=args.option or (), map_path=args.map,
-            zip_output=args.zip, uid_root=args.uid_root, allow_burned_in=args.allow_burned_in,
+            zip_output=args.zip, uid_root=args.uid_root, safe_private=safe_private,
+            allow_burned_in=args.allow_burned_in,
             verify=not args.no_verify, quiet=args.quiet,
         )
     except (ValueError, duckdb.Error) as exc:
@@ -287,6 +292,19 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     if result.archive:
         print(f"wrote {result.archive}")
     return EXIT_OK if result.clean else EXIT_FAILED_INPUTS
+
+
+def _safe_private(text: str) -> tuple[str, int]:
+    """``CREATOR:EE`` (the private creator, the element's last two hex digits) as a pair."""
+    creator, _, element = text.rpartition(":")
+    try:
+        number = int(element, 16)
+    except ValueError:
+        number = -1
+    if not creator.strip() or not 0 <= number <= 0xFFFF:
+        raise UsageError(f"--safe-private {text!r} is not CREATOR:EE, e.g. 'ACME 1.1:10' for (gggg,xx10) "
+                         "of the block ACME 1.1 reserves")
+    return creator.strip(), number & 0xFF
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:
@@ -442,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", metavar="MAP.parquet", help="write the original -> pseudonym map here")
     p.add_argument("--zip", action="store_true", help="also write EXPORT.zip once verified")
     p.add_argument("--uid-root", metavar="ROOT", help="root for new UIDs (default 2.25)")
+    p.add_argument("--safe-private", action="append", metavar="CREATOR:EE",
+                   help="with --option retain_safe_private, a private element known to be safe: its "
+                        "creator and the last two hex digits of its element (repeatable)")
     p.add_argument("--allow-burned-in", action="store_true",
                    help="export objects that often carry identifying text in their pixels")
     p.add_argument("--no-verify", action="store_true", help="skip the verification at the end")

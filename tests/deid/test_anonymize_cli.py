@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 
 import workbench
 
 sys.path.insert(0, str(Path(__file__).parent))
-from phi_planting import PATIENT_ID, PATIENT_NAME, make_planted_patient  # noqa: E402
+from phi_planting import PATIENT_ID, PATIENT_NAME, PRIVATE_CREATOR, make_planted_patient  # noqa: E402
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -80,3 +81,33 @@ def test_the_map_inside_the_export_is_refused(planted_index, tmp_path, run_env) 
 def test_verify_needs_the_index(tmp_path, run_env) -> None:
     result = run("--verify", str(tmp_path), env=run_env)
     assert result.returncode == 2 and "--index" in result.stderr
+
+
+def test_safe_private_keeps_only_the_named_private_elements(planted_index, tmp_path, run_env) -> None:
+    _, index, _ = planted_index
+    out = tmp_path / "export"
+    result = run(str(index.directory), "--out", str(out), "--option", "retain_safe_private",
+                 "--safe-private", f"{PRIVATE_CREATOR}:11", "--quiet", env=run_env)
+    assert result.returncode == 0, result.stderr  # verified clean
+    for path in sorted(out.rglob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        block = [e for e in ds if e.tag.group == 0x0029]
+        if not block:
+            continue  # the SR has no private block
+        assert [int(e.tag) & 0xFFFF for e in block] == [0x0010, 0x1011]  # the creator and the named element
+        assert PATIENT_NAME not in str(ds[0x00291011].value[0].PatientName)
+    nothing_named = run(str(index.directory), "--out", str(tmp_path / "plain"), "--option",
+                        "retain_safe_private", "--quiet", env=run_env)
+    assert nothing_named.returncode == 0, nothing_named.stderr
+    assert "retain_safe_private without --safe-private keeps no private element" in nothing_named.stderr
+    kept = [e for p in (tmp_path / "plain").rglob("*.dcm") for e in pydicom.dcmread(p) if e.tag.is_private]
+    assert kept == []
+
+
+def test_a_malformed_safe_private_pair_is_one_clear_error(planted_index, tmp_path, run_env) -> None:
+    _, index, _ = planted_index
+    result = run(str(index.directory), "--out", str(tmp_path / "x"), "--option", "retain_safe_private",
+                 "--safe-private", "ACME 1.1", env=run_env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--safe-private 'ACME 1.1' is not CREATOR:EE" in result.stderr
+    assert not (tmp_path / "x").exists()

@@ -9,8 +9,8 @@ same file, byte for byte, as :meth:`Anonymizer.anonymize` followed by
 :func:`workbench.dicom.writer.encode_part10` (the tests compare both on every file they have).
 
 Only plain files take this path: little endian, not deflated, text to read or change in
-ASCII (the same bytes in every character set, PS3.5 6.1.2.3), Latin-1 or UTF-8, no Retain Safe
-Private option.
+ASCII (the same bytes in every character set, PS3.5 6.1.2.3), Latin-1 or UTF-8, no private
+element named safe to keep (Retain Safe Private Option).
 For anything else :func:`anonymize_encoded` returns None and the caller uses pydicom.
 """
 
@@ -79,8 +79,10 @@ def anonymize_encoded(anonymizer: Anonymizer, data: bytes, header: Header) -> by
         The preamble, file meta and data set in Explicit VR Little Endian; None when the file
         is not plain (see the module's docstring) and pydicom has to do the work.
     """
-    if header.deflated or not header.little_endian or "retain_safe_private" in anonymizer.profile.options:
+    if header.deflated or not header.little_endian:
         return None
+    if anonymizer.safe_private and "retain_safe_private" in anonymizer.profile.options:
+        return None  # private elements to keep: pydicom reads them (and the sequences in UN)
     try:
         tree = read_dataset(data, header)
         walk = _Walk(anonymizer, tree)

@@ -174,8 +174,8 @@ def _hold_back_reason(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(key: bytes, options: tuple[str, ...], uid_root: str | None) -> None:
-    _WORKER["anonymizer"] = Anonymizer(key, options, uid_root=uid_root)
+def _init_worker(key: bytes, settings: dict[str, Any]) -> None:
+    _WORKER["anonymizer"] = Anonymizer(key, **settings)
 
 
 def _export_one(task: tuple[dict[str, Any], str, str, list[BlankingRule]]) -> tuple[str, str | None]:
@@ -313,6 +313,7 @@ def export(
     map_path: str | os.PathLike | None = None,
     zip_output: bool = False,
     uid_root: str | None = None,
+    safe_private: Iterable[tuple[str, int]] = (),
     allow_burned_in: bool = False,
     blanking: Sequence[BlankingRule] = (),
     verify: bool = True,
@@ -339,6 +340,10 @@ def export(
         Also write ``<out>.zip`` once the export is complete and verified.
     uid_root : str, optional
         Root for new UIDs (default ``2.25``).
+    safe_private : iterable of (str, int)
+        With the ``retain_safe_private`` option, the private elements known to be safe, as
+        (private creator, element byte) pairs (PS3.15 E.3.10): those are kept, every other
+        private element is removed. Without any, the option keeps nothing private.
     allow_burned_in : bool
         Export the objects held back for burned-in text too.
     blanking : sequence of BlankingRule
@@ -362,7 +367,8 @@ def export(
     """
     out = Path(out).resolve()
     options = tuple(options)
-    anonymizer = Anonymizer(key, options, uid_root=uid_root)
+    settings = {"options": options, "uid_root": uid_root, "safe_private": tuple(safe_private)}
+    anonymizer = Anonymizer(key, **settings)
     if map_path is not None and Path(map_path).resolve().is_relative_to(out):
         raise ValueError(
             f"the map {map_path} must not be inside the export {out}: it links pseudonyms to PHI"
@@ -386,7 +392,7 @@ def export(
             result.already_there += 1
         else:
             tasks.append((row, str(out), name, list(blanking)))
-    failed_names = _run(tasks, key, options, uid_root, workers, quiet, result, rows)
+    failed_names = _run(tasks, key, settings, workers, quiet, result)
     manifest = [m for m in manifest if m["file"] not in failed_names]
     _write_manifest(out, manifest)
     if map_path is not None:
@@ -419,18 +425,18 @@ def _kinds_kept(options: Sequence[str]) -> set[str]:
     return kept
 
 
-def _run(tasks, key, options, uid_root, workers, quiet, result: ExportResult, rows) -> set[str]:
+def _run(tasks, key: bytes, settings: dict[str, Any], workers, quiet, result: ExportResult) -> set[str]:
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) // 16 or 1))
     failed = set()
     by_name = {task[2]: task[0] for task in tasks}
     with progress_bar(total=len(tasks), unit="file", desc="anonymize", disable=quiet or not tasks) as bar:
         if workers > 1:
             context = multiprocessing.get_context("fork")
-            with context.Pool(workers, _init_worker, (key, options, uid_root)) as pool:
+            with context.Pool(workers, _init_worker, (key, settings)) as pool:
                 outcomes = pool.imap_unordered(_export_one, tasks, chunksize=8)
                 failed = _collect(outcomes, bar, result, by_name)
         else:
-            _init_worker(key, options, uid_root)
+            _init_worker(key, settings)
             failed = _collect(map(_export_one, tasks), bar, result, by_name)
     return failed
 
