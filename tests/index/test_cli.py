@@ -112,6 +112,9 @@ def test_demo_runs_on_the_sample_data(tmp_path, run_env) -> None:
     assert result.returncode == 0, result.stderr
     assert "series:" in result.stdout and "AXIAL" in result.stdout
     assert (tmp_path / "demo" / "index" / "series.parquet").exists()
+    # It ends with a verified anonymized copy of the sample (issue 5).
+    assert "verified: no identifying value left" in result.stdout
+    assert len(list((tmp_path / "demo" / "anonymized").rglob("*.dcm"))) > 10
 
 
 def test_output_cut_short_by_its_reader_is_no_traceback(sample_index, run_env) -> None:
