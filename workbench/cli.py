@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.abc
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -267,6 +268,9 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     if "retain_safe_private" in (args.option or ()) and not safe_private:
         print("workbench: retain_safe_private without --safe-private keeps no private element",
               file=sys.stderr)
+    if safe_private and "retain_safe_private" not in (args.option or ()):
+        print("workbench: --safe-private without --option retain_safe_private: every private element goes",
+              file=sys.stderr)
     index = open_index(args.index)
     key = load_key(args.key_file or index.directory / "deid.key")
     try:
@@ -297,14 +301,10 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
 def _safe_private(text: str) -> tuple[str, int]:
     """``CREATOR:EE`` (the private creator, the element's last two hex digits) as a pair."""
     creator, _, element = text.rpartition(":")
-    try:
-        number = int(element, 16)
-    except ValueError:
-        number = -1
-    if not creator.strip() or not 0 <= number <= 0xFFFF:
+    if not creator.strip() or not re.fullmatch(r"[0-9A-Fa-f]{2}", element) or int(element, 16) < 0x10:
         raise UsageError(f"--safe-private {text!r} is not CREATOR:EE, e.g. 'ACME 1.1:10' for (gggg,xx10) "
                          "of the block ACME 1.1 reserves")
-    return creator.strip(), number & 0xFF
+    return creator.strip(), int(element, 16)
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:

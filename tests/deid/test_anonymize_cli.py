@@ -104,10 +104,11 @@ def test_safe_private_keeps_only_the_named_private_elements(planted_index, tmp_p
     assert kept == []
 
 
-def test_a_malformed_safe_private_pair_is_one_clear_error(planted_index, tmp_path, run_env) -> None:
+@pytest.mark.parametrize("pair", ["ACME 1.1", "ACME 1.1:0x10", "ACME 1.1:1010", ":10", "ACME 1.1:05"])
+def test_a_malformed_safe_private_pair_is_one_clear_error(planted_index, tmp_path, run_env, pair) -> None:
     _, index, _ = planted_index
     result = run(str(index.directory), "--out", str(tmp_path / "x"), "--option", "retain_safe_private",
-                 "--safe-private", "ACME 1.1", env=run_env)
+                 "--safe-private", pair, env=run_env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "--safe-private 'ACME 1.1' is not CREATOR:EE" in result.stderr
+    assert f"--safe-private {pair!r} is not CREATOR:EE" in result.stderr
     assert not (tmp_path / "x").exists()

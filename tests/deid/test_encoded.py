@@ -288,3 +288,34 @@ def test_float_pixel_data_is_exported_by_both_paths() -> None:
     outputs = _anonymized_both(_part10(ds))
     assert len(outputs) == 2 and outputs[0] == outputs[1]
     assert pydicom.dcmread(io.BytesIO(outputs[0])).FloatPixelData == bytes(range(16))
+
+
+@pytest.mark.parametrize("case", ["leading space in the character set", "pseudonym outside Latin-1",
+                                  "accented text in a CS element", "name with an empty last group"])
+def test_what_the_encoded_path_reads_differently_goes_to_pydicom_or_agrees(case) -> None:
+    ds = _small(SpecificCharacterSet="ISO_IR 100", StudyDescription="CT für José Müller")
+    ds.PatientName = "MÜLLER^JOSÉ"
+    pseudonym = None
+    if case == "leading space in the character set":
+        ds.SpecificCharacterSet = "  ISO_IR 192"  # pydicom does not trim it: not UTF-8 for pydicom
+    elif case == "pseudonym outside Latin-1":
+        pseudonym = lambda patient_id, name: "ŁUKASZ"  # noqa: E731
+    elif case == "accented text in a CS element":
+        ds.ReasonForTheAttributeModification = "MÜLLER"  # CS: pydicom reads no character set in it
+    else:
+        ds.PatientName = "MÜLLER^JOSÉ="
+    data = _part10(ds)
+    header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+    options = ("clean_descriptors",)
+    encoded = anonymize_encoded(Anonymizer(KEY, options, patient_pseudonym=pseudonym), data, header)
+    reference = _anonymized_by_pydicom(data, Anonymizer(KEY, options, patient_pseudonym=pseudonym), header)
+    if case == "name with an empty last group":
+        assert encoded is not None and bytes(encoded) == reference
+    else:
+        assert encoded is None
+
+
+def test_safe_private_pairs_are_checked() -> None:
+    for bad in [("", 0x10), ("ACME 1.1", 0x1010), ("ACME 1.1", 0x05)]:
+        with pytest.raises(ValueError, match="is not \\(private creator, element byte"):
+            Anonymizer(KEY, ["retain_safe_private"], safe_private=[bad])

@@ -110,7 +110,14 @@ class Anonymizer:
         self.profile = Profile(options)
         self.uid_root = uid_root or "2.25"
         self._pseudonym = patient_pseudonym or self._default_pseudonym
-        self.safe_private = {(creator.strip(), element & 0xFF) for creator, element in safe_private}
+        self.safe_private = set()
+        for creator, element in safe_private:
+            if not str(creator).strip() or not isinstance(element, int) or not 0x10 <= element <= 0xFF:
+                raise ValueError(
+                    f"safe private element {(creator, element)!r} is not (private creator, element byte "
+                    "0x10-0xFF), e.g. ('ACME 1.1', 0x10) for (gggg,xx10)"
+                )
+            self.safe_private.add((str(creator).strip(), element))
         #: original -> pseudonym, for the map the user may ask for (never written in the export)
         self.replaced: dict[tuple[str, str], str] = {}
         self._actions: dict[int, str | None] = {}

@@ -53,6 +53,8 @@ _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _SPLIT_FIRST_VRS = frozenset({"SH", "LO", "UC"})
 _SINGLE_VALUE_VRS = frozenset({"ST", "LT", "UT"})
 _SPECIFIC_CHARACTER_SET = 0x00080005
+# The VRs whose text the Specific Character Set applies to (PS3.5 6.1.2.3; pydicom decodes only these).
+_CHARACTER_SET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 # Specific Character Set values whose text is read here, with the codec pydicom uses for each.
 _CODECS = {b"": "latin_1", b"ISO_IR 6": "latin_1", b"ISO_IR 100": "latin_1", b"ISO_IR 192": "utf_8"}
 
@@ -120,7 +122,7 @@ class _Walk:
         the default repertoire, ISO_IR 100 (Latin-1) or ISO_IR 192 (UTF-8), the same in every item."""
         if self._codec is None:
             element = self.tree.get(_SPECIFIC_CHARACTER_SET)
-            codec = _CODECS.get(element[1].strip(b" \x00") if element else b"")
+            codec = _CODECS.get(element[1].rstrip(b" \x00") if element else b"")  # as pydicom trims
             if codec is None or _nested_character_set(self.tree):
                 raise _NotPlain("this character set is decoded by pydicom")
             self._codec = codec
@@ -128,10 +130,10 @@ class _Walk:
 
     def strings(self, value: bytes, vr: str) -> list[str]:
         """The values of a text element as pydicom reads them (trailing spaces and NULs trimmed)."""
-        if value.isascii():
-            return _strings(value, vr)
-        if vr == "UI" or b"\x1b" in value:
-            raise _NotPlain("escape sequences, or a UID outside ASCII")
+        if value.isascii() or vr not in _CHARACTER_SET_VRS:
+            return _strings(value, vr)  # pydicom reads the other VRs in its default repertoire
+        if b"\x1b" in value:
+            raise _NotPlain("escape sequences switch character sets: pydicom reads them")
         try:
             return _split(value.decode(self.codec()), vr)
         except UnicodeDecodeError:
@@ -141,7 +143,12 @@ class _Walk:
         """``text`` as the value of a ``vr`` element in the data set's character set, padded."""
         if text.isascii():
             return _ascii(vr, text)
-        encoded = text.encode(self.codec())
+        if vr not in _CHARACTER_SET_VRS:
+            raise _NotPlain("non-ASCII text in a VR pydicom writes in its default repertoire")
+        try:
+            encoded = text.encode(self.codec())
+        except UnicodeEncodeError:
+            raise _NotPlain("a new value the character set cannot hold (pydicom replaces it)") from None
         return encoded + b" " if len(encoded) % 2 else encoded
 
     def single(self, element: tuple | None, vr: str) -> str:
@@ -160,6 +167,9 @@ class _Walk:
     def top(self) -> Tree:
         """The de-identified data set, marked as such (PS3.15 E.1.1)."""
         out = self.walk(self.tree, None)
+        charset = out.get(_SPECIFIC_CHARACTER_SET)
+        if charset is not None and charset[0] != "SQ":  # the writer reads it, as pydicom trims it
+            out[_SPECIFIC_CHARACTER_SET] = ("CS", _ascii("CS", "\\".join(_strings(charset[1], "CS"))))
         out[_PATIENT_ID] = ("LO", self.pseudonym)
         out[_PATIENT_NAME] = ("PN", self.pseudonym)
         out.update(_marks(self.anonymizer))
@@ -266,6 +276,8 @@ def _strings(value: bytes, vr: str) -> list[str]:
 
 
 def _split(text: str, vr: str) -> list[str]:
+    if vr == "PN":  # pydicom drops empty component groups at the end of a name ("DOE^JOHN=")
+        return [name.rstrip("=") for name in text.rstrip("\x00 ").split("\\")]
     if vr in _SINGLE_VALUE_VRS:
         return [text.rstrip("\x00 ")]
     if vr in _SPLIT_FIRST_VRS:
