@@ -339,12 +339,12 @@ class Anonymizer:
         }
 
     def _mark(self, dataset: Dataset) -> None:
+        from pydicom.dataset import Dataset
+
         for keyword, value in self.marks().items():
             if keyword == "DeidentificationMethodCodeSequence":
                 items = []
                 for code_value, scheme, meaning in value:
-                    from pydicom.dataset import Dataset
-
                     item = Dataset()
                     item.CodeValue, item.CodingSchemeDesignator = code_value, scheme
                     item.CodeMeaning = meaning
@@ -369,7 +369,7 @@ class _Context:
         return self._phi
 
 
-# Identifiers gathered from a data set to clean its free text with (besides every person name).
+#: Identifiers gathered from a data set to clean its free text with (besides every person name).
 IDENTIFIER_TAGS = frozenset({
     0x00100020, 0x00080050, 0x00080080, 0x00080081, 0x00081010, 0x00181000, 0x00200010,
     0x00401001, 0x00400009,
