@@ -248,7 +248,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_anonymize(args: argparse.Namespace) -> int:
     import duckdb
 
-    from workbench.deid.exporter import export, load_key
+    from workbench.deid.exporter import export, load_blanking_rules, load_key
     from workbench.deid.verify import format_findings, phi_values, verify_export
 
     if args.verify:
@@ -271,13 +271,17 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     if safe_private and "retain_safe_private" not in (args.option or ()):
         print("workbench: --safe-private without --option retain_safe_private: every private element goes",
               file=sys.stderr)
+    try:
+        blanking = load_blanking_rules(args.blanking) if args.blanking else []
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
     index = open_index(args.index)
     key = load_key(args.key_file or index.directory / "deid.key")
     try:
         result = export(
             index, args.out, key=key, where=args.where, options=args.option or (), map_path=args.map,
             zip_output=args.zip, uid_root=args.uid_root, safe_private=safe_private,
-            allow_burned_in=args.allow_burned_in,
+            allow_burned_in=args.allow_burned_in, blanking=blanking,
             verify=not args.no_verify, quiet=args.quiet,
         )
     except (ValueError, duckdb.Error) as exc:
@@ -465,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "creator and the last two hex digits of its element (repeatable)")
     p.add_argument("--allow-burned-in", action="store_true",
                    help="export objects that often carry identifying text in their pixels")
+    p.add_argument("--blanking", metavar="RULES.json",
+                   help="rectangles to paint over in the images they match (by modality, model, size); "
+                        "those images are then exported")
     p.add_argument("--no-verify", action="store_true", help="skip the verification at the end")
     p.add_argument("--verify", metavar="EXPORT", help="only verify an existing export (with --index)")
     p.add_argument("--index", dest="index_dir", metavar="DIR", help="with --verify: the source index")

@@ -13,7 +13,13 @@ import pytest
 import workbench
 
 sys.path.insert(0, str(Path(__file__).parent))
-from phi_planting import PATIENT_ID, PATIENT_NAME, PRIVATE_CREATOR, make_planted_patient  # noqa: E402
+from phi_planting import (  # noqa: E402
+    PATIENT_ID,
+    PATIENT_NAME,
+    PRIVATE_CREATOR,
+    copy_sample,
+    make_planted_patient,
+)
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -111,4 +117,47 @@ def test_a_malformed_safe_private_pair_is_one_clear_error(planted_index, tmp_pat
                  "--safe-private", pair, env=run_env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"--safe-private {pair!r} is not CREATOR:EE" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_blanking_rules_from_a_file_paint_over_burned_in_text(tmp_path, run_env) -> None:
+    import json
+
+    source = copy_sample(tmp_path / "src")
+    cr = next(source.rglob("CR*"))
+    ds = pydicom.dcmread(cr, force=True)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(cr)
+    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"modality": "CR", "rectangles": [[0, 0, 40, 20], [10, 30, 20, 35]]}]))
+    out = tmp_path / "export"
+    result = run(str(index.directory), "--out", str(out), "--where", "Modality = 'CR'",
+                 "--blanking", str(rules), "--quiet", env=run_env)
+    assert result.returncode == 0, result.stderr
+    assert "0 held back" in result.stdout
+    exported = pydicom.dcmread(next(out.rglob("*.dcm")))
+    pixels = exported.pixel_array
+    assert (pixels[:20, :40] == pixels.min()).all() and (pixels[30:35, 10:20] == pixels.min()).all()
+    assert pixels[20:30, 40:].std() > 0 and exported.BurnedInAnnotation == "NO"
+    held = run(str(index.directory), "--out", str(tmp_path / "held"), "--where", "Modality = 'CR'", "--quiet",
+               env=run_env)
+    assert "1 held back" in held.stdout  # without the rules, the image stays home
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "are not JSON"),
+    ('{"modality": "CR"}', "must be a JSON list of rules"),
+    ('[{"modality": "CR"}]', "rule 1: 'rectangles' must be a non-empty list"),
+    ('[{"rectangles": [[0, 0, 10, 10]]}, {"rectangles": [[5, 0, 2, 10]]}]',
+     "rule 2: the rectangle [5, 0, 2, 10]"),
+    ('[{"rectangles": [[0, 0, 10, 10]], "colour": "black"}]', "rule 1: expected an object with"),
+])
+def test_malformed_blanking_rules_are_one_clear_error(planted_index, tmp_path, run_env, content, message):
+    _, index, _ = planted_index
+    rules = tmp_path / "rules.json"
+    rules.write_text(content)
+    result = run(str(index.directory), "--out", str(tmp_path / "x"), "--blanking", str(rules), env=run_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(rules) in result.stderr and message in result.stderr
     assert not (tmp_path / "x").exists()

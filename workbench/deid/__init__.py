@@ -3,20 +3,14 @@
 Names are imported from their modules on first use.
 """
 
-from typing import Any
+from workbench.lazy import lazy_attributes
 
 _NAMES = {
-    "OPTIONS": "profile", "Profile": "profile",
-    "Anonymizer": "anonymize",
-    "BlankingRule": "exporter", "ExportResult": "exporter", "export": "exporter", "load_key": "exporter",
-    "PhiValue": "verify", "Finding": "verify", "phi_values": "verify", "verify_export": "verify",
+    "OPTIONS": ".profile", "Profile": ".profile",
+    "Anonymizer": ".anonymize",
+    "BlankingRule": ".exporter", "ExportResult": ".exporter", "export": ".exporter", "load_key": ".exporter",
+    "load_blanking_rules": ".exporter",
+    "PhiValue": ".verify", "Finding": ".verify", "phi_values": ".verify", "verify_export": ".verify",
 }
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        import importlib
-
-        return getattr(importlib.import_module(f"workbench.deid.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'workbench.deid' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _NAMES)

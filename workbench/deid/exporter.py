@@ -89,6 +89,57 @@ class BlankingRule:
         )
 
 
+def load_blanking_rules(path: str | os.PathLike) -> list[BlankingRule]:
+    """The blanking rules in a JSON file: a list of objects with ``rectangles`` (a list of
+    ``[x0, y0, x1, y1]``, pixel columns and rows, ``x1`` and ``y1`` excluded) and, to choose the
+    images, any of ``modality``, ``model`` (ManufacturerModelName), ``rows`` and ``columns``::
+
+        [{"modality": "US", "model": "LOGIQ E9", "rows": 600, "columns": 800,
+          "rectangles": [[0, 0, 800, 60]]}]
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the rule, when the file is not such a list.
+    OSError
+        When the file cannot be read.
+    """
+    import json
+
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"the blanking rules {path} are not JSON: {exc}") from None
+    if not isinstance(entries, list):
+        kind = type(entries).__name__
+        raise ValueError(f"the blanking rules {path} must be a JSON list of rules, not a {kind}")
+    return [_blanking_rule(entry, f"{path}: rule {number}") for number, entry in enumerate(entries, 1)]
+
+
+def _blanking_rule(entry: Any, where: str) -> BlankingRule:
+    known = {"rectangles", "modality", "model", "rows", "columns"}
+    if not isinstance(entry, dict) or not set(entry) <= known:
+        extra = sorted(set(entry) - known) if isinstance(entry, dict) else entry
+        raise ValueError(f"{where}: expected an object with {sorted(known)}, got {extra!r}")
+    rectangles = entry.get("rectangles")
+    if not isinstance(rectangles, list) or not rectangles:
+        raise ValueError(f"{where}: 'rectangles' must be a non-empty list of [x0, y0, x1, y1]")
+    for rectangle in rectangles:
+        if not (isinstance(rectangle, list) and len(rectangle) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in rectangle)
+                and rectangle[0] < rectangle[2] and rectangle[1] < rectangle[3]):
+            raise ValueError(f"{where}: the rectangle {rectangle!r} is not [x0, y0, x1, y1] with "
+                             "0 <= x0 < x1 and 0 <= y0 < y1")
+    for name in ("rows", "columns"):
+        if entry.get(name) is not None and (not isinstance(entry[name], int) or entry[name] <= 0):
+            raise ValueError(f"{where}: {name!r} must be a positive whole number, not {entry[name]!r}")
+    for name in ("modality", "model"):
+        if entry.get(name) is not None and not isinstance(entry[name], str):
+            raise ValueError(f"{where}: {name!r} must be text, not {entry[name]!r}")
+    return BlankingRule(tuple(tuple(r) for r in rectangles), entry.get("modality"), entry.get("model"),
+                        entry.get("rows"), entry.get("columns"))
+
+
 @dataclass
 class ExportResult:
     """What an export did. Paths in ``held_back`` and ``failed`` are the sources' (they are PHI)."""
