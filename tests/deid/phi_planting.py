@@ -176,3 +176,12 @@ def copy_sample(folder: Path) -> Path:
     """A copy of the bundled sample data."""
     shutil.copytree(SAMPLE, folder)
     return folder
+
+
+def sample_with_burned_in_cr(folder: Path) -> Path:
+    """A copy of the sample data whose CR image says BurnedInAnnotation YES; returns that file."""
+    cr = next(copy_sample(folder).rglob("CR*"))
+    ds = pydicom.dcmread(cr, force=True)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(cr)
+    return cr

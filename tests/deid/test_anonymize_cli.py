@@ -17,8 +17,8 @@ from phi_planting import (  # noqa: E402
     PATIENT_ID,
     PATIENT_NAME,
     PRIVATE_CREATOR,
-    copy_sample,
     make_planted_patient,
+    sample_with_burned_in_cr,
 )
 
 
@@ -123,12 +123,8 @@ def test_a_malformed_safe_private_pair_is_one_clear_error(planted_index, tmp_pat
 def test_blanking_rules_from_a_file_paint_over_burned_in_text(tmp_path, run_env) -> None:
     import json
 
-    source = copy_sample(tmp_path / "src")
-    cr = next(source.rglob("CR*"))
-    ds = pydicom.dcmread(cr, force=True)
-    ds.BurnedInAnnotation = "YES"
-    ds.save_as(cr)
-    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    sample_with_burned_in_cr(tmp_path / "src")
+    index = workbench.crawl(tmp_path / "src", index=tmp_path / "index", quiet=True)
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([{"modality": "CR", "rectangles": [[0, 0, 40, 20], [10, 30, 20, 35]]}]))
     out = tmp_path / "export"

@@ -22,8 +22,8 @@ from phi_planting import (  # noqa: E402
     SERIAL,
     STATION,
     STUDY_DATES,
-    copy_sample,
     make_planted_patient,
+    sample_with_burned_in_cr,
 )
 
 KEY = bytes(range(32))
@@ -210,12 +210,8 @@ def test_dciodvfy_finds_no_new_errors(planted, tmp_path) -> None:
 
 
 def test_burned_in_objects_are_held_back_unless_allowed_or_blanked(tmp_path) -> None:
-    source = copy_sample(tmp_path / "src")
-    cr = next(source.rglob("CR*"))
-    ds = pydicom.dcmread(cr, force=True)
-    ds.BurnedInAnnotation = "YES"
-    ds.save_as(cr)
-    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    cr = sample_with_burned_in_cr(tmp_path / "src")
+    index = workbench.crawl(tmp_path / "src", index=tmp_path / "index", quiet=True)
     held = export(index, tmp_path / "held", key=KEY, quiet=True)
     assert len(held.held_back) == 1 and "BurnedInAnnotation" in held.held_back[0][1]
     assert held.exported == len(index.instances) - 1
