@@ -438,3 +438,25 @@ def test_the_byte_search_over_stretches_finds_what_one_pass_over_everything_find
         assert list(matcher.search_bytes(data)) == expected
         total += len(expected)
     assert total > 300  # the forms were found, not only agreed upon
+
+
+@pytest.mark.parametrize(("scheme", "where", "found"), [
+    ("DCM", "meaning", False),  # a standard term: "Observer" is vocabulary there
+    ("99LOCAL", "meaning", True),  # a hospital's own codes may name its people
+    ("DCM", "comments", True),  # the same word in free text
+])
+def test_names_inside_the_meanings_of_standard_codes_are_vocabulary(tmp_path, scheme, where, found) -> None:
+    ds = pydicom.dcmread(CT, force=True)
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "121008", scheme
+    code.CodeMeaning = "Person Observer Name" if where == "meaning" else "Person Name"
+    item = Dataset()
+    item.ConceptNameCodeSequence = [code]
+    ds.ContentSequence = [item]
+    if where == "comments":
+        ds.ImageComments = "seen by the observer on duty"
+    ds.save_as(tmp_path / "x.dcm")
+    findings = verify_export(tmp_path, [PhiValue("ReferringPhysicianName", "OBSERVER")])
+    assert bool(findings) is found
+    if found:
+        assert all("OBSERVER" not in str(f) for f in findings)  # masked

@@ -13,8 +13,11 @@ exported studies from the index (:func:`phi_values`) and looks for them in the e
    decoded with its character set and compared with the values as a whole (and, for person
    names, component by component).
 
-A value found by the bytes look inside an element the elements look already reported is not
-reported twice; a value the elements look cannot see (a name inside a sentence, a value in a
+A value found inside the Code Value or Code Meaning of a code from a standard coding scheme
+(:data:`STANDARD_CODING_SCHEMES`) is a standard term, not a leak: a name component such as
+"Observer" is not reported inside "Person Observer Name" of scheme DCM (it is in free text, and
+in the codes of local schemes). A value found by the bytes look inside an element the elements
+look already reported is not reported twice; a value the elements look cannot see (a name inside a sentence, a value in a
 binary or unknown element, the preamble, a non-DICOM file) is reported with the element it lies
 in when there is one. Findings never hold an identifying value in clear: values and paths are
 masked (:func:`mask`), so the findings can be printed and logged.
@@ -166,6 +169,7 @@ GENERIC_VALUES: frozenset[str] = frozenset({
     "anonymous", "anonymized", "anonymised", "anon", "none", "null", "nil", "unknown", "n/a",
     "removed", "redacted", "deidentified", "de-identified", "patient", "test", "demo", "sample",
     "phantom", "qa", "qc", "physician", "doctor", "operator", "technologist", "unnamed", "noname",
+    "dicom",
 })
 #: Single words that are DICOM vocabulary (body parts of PS3.16 Annex L, and the like) rather
 #: than identity. A *component* of a name equal to one of them is not searched on its own (the
@@ -463,6 +467,15 @@ _BYTES_BEHIND = {"text": b"0123456789abcdefghijklmnopqrstuvwxyz", "compact": b"0
                  "separated": b"0123456789", "uid": b"0123456789."}
 # UIDs begin with 0, 1 or 2 and a dot (PS3.5 9.1, ISO/IEC 8824 root arcs).
 _GAP = 256  # bytes between two runs searched in one call rather than two
+#: Coding schemes of standards bodies (PS3.16 Table 8-1): the Code Value and Code Meaning of one of
+#: their codes are standard terms, so a name found inside one ("Person Observer Name", "Filters")
+#: is vocabulary, not a leak. Local schemes (99..., L) are searched like any text.
+STANDARD_CODING_SCHEMES = frozenset({
+    "DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "FMA", "RADLEX", "NCIt", "MDC", "UMLS", "ACR", "I10", "I9C",
+    "ICD10PCS", "NEU", "BARI", "NCDR", "HPC", "ISO3166_1", "ISO639_1", "ISO639_2",
+})
+_CODING_SCHEME_DESIGNATOR = 0x00080102
+_CODE_TEXT = frozenset({0x00080100, 0x00080104, 0x00080119, 0x00080120})  # values and meanings
 _UID_BYTES = [rb"0\.[0-9]+(?:\.[0-9]+)*", rb"1\.[0-9]+(?:\.[0-9]+)*", rb"2\.[0-9]+(?:\.[0-9]+)*"]
 
 
@@ -837,6 +850,7 @@ class _Range:
     tag: int
     chain: tuple[str, ...]  # the sequence items it lies in, outermost first
     flagged: set[str]
+    vocabulary: bool = False  # the value or meaning of a code from a standard coding scheme
 
     @property
     def where(self) -> str:
@@ -885,6 +899,8 @@ class _FileScan:
                 inside = [r for r in ranges if r.start <= offset < r.end]
                 if inside:
                     element = min(inside, key=lambda r: r.end - r.start)
+                    if element.vocabulary:
+                        continue  # a standard term (see STANDARD_CODING_SCHEMES)
                     if value.kind in element.flagged or (id(element), value.kind) in reported:
                         continue
                     reported.add((id(element), value.kind))
@@ -954,6 +970,9 @@ class _FileScan:
                     encodings = convert_encodings(names)
                 except (LookupError, ValueError):  # an unknown character set: UTF-8 and Latin-1 still apply
                     pass
+        scheme = ds._dict.get(_CODING_SCHEME_DESIGNATOR)
+        scheme = _raw_value(scheme, "SH", buffer) if isinstance(scheme, RawDataElement) else None
+        standard_code = (scheme or b"").strip(b" \x00").decode("latin-1") in STANDARD_CODING_SCHEMES
         for tag in sorted(ds._dict):
             elem = ds._dict[tag]
             if not isinstance(elem, RawDataElement):  # a sequence of undefined length, read in line
@@ -967,9 +986,9 @@ class _FileScan:
             start = base + elem.value_tell
             length = len(value) if value is not None else elem.length
             end = start + (0 if length == 0xFFFFFFFF else length)
-            element = _Range(stream, start, end, tag, chain, set())
+            element = _Range(stream, start, end, tag, chain, set(), standard_code and tag in _CODE_TEXT)
             self.ranges.append(element)
-            if not value:
+            if not value or element.vocabulary:
                 continue
             if vr in ("SQ", "UN") and value.startswith(_ITEM_TAG):
                 items = _parse_sequence(value, elem, vr, encodings)
