@@ -460,3 +460,20 @@ def test_names_inside_the_meanings_of_standard_codes_are_vocabulary(tmp_path, sc
     assert bool(findings) is found
     if found:
         assert all("OBSERVER" not in str(f) for f in findings)  # masked
+
+
+def test_the_elements_look_walks_the_sequences_of_a_big_endian_file(tmp_path) -> None:
+    from pydicom.uid import ExplicitVRBigEndian
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "2.25.1234"
+    item = Dataset()
+    item.PersonName = "HOSPITALSON^WILHELMINA"
+    ds.ContentSequence = [item]
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.save_as(tmp_path / "x.dcm", little_endian=False, implicit_vr=False, enforce_file_format=True)
+    findings = verify_export(tmp_path, [PhiValue("PatientName", "HOSPITALSON^WILHELMINA")])
+    assert [f.where for f in findings] == ["(0040,A123) PersonName in item 1 of (0040,A730) ContentSequence"]

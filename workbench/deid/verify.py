@@ -17,10 +17,10 @@ A value found inside the Code Value or Code Meaning of a code from a standard co
 (:data:`STANDARD_CODING_SCHEMES`) is a standard term, not a leak: a name component such as
 "Observer" is not reported inside "Person Observer Name" of scheme DCM (it is in free text, and
 in the codes of local schemes). A value found by the bytes look inside an element the elements
-look already reported is not reported twice; a value the elements look cannot see (a name inside a sentence, a value in a
-binary or unknown element, the preamble, a non-DICOM file) is reported with the element it lies
-in when there is one. Findings never hold an identifying value in clear: values and paths are
-masked (:func:`mask`), so the findings can be printed and logged.
+look already reported is not reported twice; a value the elements look cannot see (a name inside
+a sentence, a value in a binary or unknown element, the preamble, a non-DICOM file) is reported
+with the element it lies in when there is one. Findings never hold an identifying value in
+clear: values and paths are masked (:func:`mask`), so the findings can be printed and logged.
 """
 
 from __future__ import annotations
@@ -837,6 +837,7 @@ _NOT_COMPARED = frozenset({"AS", "DS", "IS", "TM"})  # numbers and times: no ide
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
 _ITEM_TAG = b"\xfe\xff\x00\xe0"
+_ITEM_TAG_BIG = b"\xff\xfe\xe0\x00"
 _DEFLATED = b"1.2.840.10008.1.2.1.99"
 _DEFER = 256 * 1024
 _NEWLINE = b"\n"
@@ -990,7 +991,10 @@ class _FileScan:
             self.ranges.append(element)
             if not value or element.vocabulary:
                 continue
-            if vr in ("SQ", "UN") and value.startswith(_ITEM_TAG):
+            # An item tag opens a sequence's value (big endian in a big endian SQ; a UN holds
+            # implicit VR little endian, PS3.5 6.2.2).
+            item_tag = _ITEM_TAG_BIG if vr == "SQ" and not elem.is_little_endian else _ITEM_TAG
+            if vr in ("SQ", "UN") and value.startswith(item_tag):
                 items = _parse_sequence(value, elem, vr, encodings)
                 if items is not None:
                     for number, item in enumerate(items, 1):
