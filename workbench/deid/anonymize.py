@@ -53,15 +53,42 @@ _CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x000801
 META_REMOVED = frozenset({
     0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100, 0x00020102,
 })  # Source, Sending and Receiving AE Titles and Presentation Addresses, Private Information
+#: Sequences coded X/Z that are Type 2 in their module, so emptied rather than removed: the
+#: Acquisition Context Sequence (PS3.3 C.7.6.14). The other, Referenced Study Sequence, is Type 3
+#: in the General Study Module.
+_TYPE_2_SEQUENCES = frozenset({0x00400555})
+#: A code's value: an item holding one is a code (the Code Sequence Macro, PS3.3 Table 8.8-1).
+CODE_VALUE_TAGS = (0x00080100, 0x00080119, 0x00080120)
 # Largest shift of the modified-dates option, in days (about ten years).
 _MAX_DATE_SHIFT = 3650
 
 
-def resolved(action: str, vr: str | None) -> str:
-    """The single action a combined code stands for (PS3.15 E.3.1), and X for cleaning bulk
-    data (an overlay bitmap under Clean Graphics): no value of similar meaning can be made."""
+def resolved(action: str, vr: str | None, tag: int, top: bool) -> str:
+    """The single action a code stands for here.
+
+    A combined code (PS3.15 E.3.1: X unless Z, D or U is needed for the IOD to conform) becomes
+    the least removal that keeps the object valid in every IOD: Z, D or U (a Type 3 element may be
+    empty; a sequence replaced by D or U keeps items, which Type 1, 2 and 3 all allow). X/Z on a
+    sequence at the ``top`` of the data set is X: emptied, a Type 3 module sequence would break
+    its "one or more items" (the Type 2 ones of :data:`_TYPE_2_SEQUENCES` are emptied, Z); inside
+    an item, where macros list them as Type 2 (Referenced Study Sequence in a Referenced Request
+    Sequence, PS3.3 C.17.2), it is Z. Cleaning bulk data (an overlay bitmap under Clean
+    Graphics) removes it: no value of similar meaning can be made.
+    """
+    if vr == "SQ" and action == "X/Z":
+        return "X" if top and tag not in _TYPE_2_SEQUENCES else "Z"
     action = _COMBINED.get(action, action)
     return "X" if action == "C" and vr in _BULK_VRS else action
+
+
+def item_action(action: str, is_code: bool) -> str | None:
+    """What a sequence's action passes to one of its items (``is_code``: the item is a code, PS3.3
+    Table 8.8-1): D and C pass on, and D on a code replaces the code too ("DC"): a code in a
+    sequence the profile replaces (Person Identification Code Sequence, ...) names a person or an
+    institution, not a concept."""
+    if action == "D" and is_code:
+        return "DC"
+    return action if action in ("D", "C") else None
 
 
 def keyed_digest(key: bytes, text: str) -> bytes:
@@ -183,11 +210,11 @@ class Anonymizer:
         return dataset
 
     def _walk(self, dataset: Dataset, context: _Context, inherited: str | None = None) -> None:
-        """Apply the profile to every element; ``inherited`` is the D or C of an enclosing sequence.
+        """Apply the profile to every element; ``inherited`` is the D, DC or C of an enclosing sequence.
 
         Free text not listed in the table (e.g. an SR TEXT item's Text Value) inside a sequence
-        the profile replaces (D) or cleans (C) gets that action too; codes stay (they are
-        vocabulary, not PHI)."""
+        the profile replaces (D) or cleans (C) gets that action too; codes stay under D (they are
+        vocabulary, not PHI), except in a code the sequence replaces (DC, see :func:`item_action`)."""
         # Elements are looked at through their tag and VR; only those the profile changes are
         # converted to Python values (most of a header is kept as read, untouched).
         tags = list(dataset.keys())
@@ -218,9 +245,9 @@ class Anonymizer:
             if action is None:
                 if vr == "SQ":
                     self._items(dataset[tag], context, inherited)
-                elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or int(tag) not in _CODE_TAGS):
+                elif inherited and vr in _FREE_TEXT_VRS and (inherited != "D" or int(tag) not in _CODE_TAGS):
                     # Cleaning keeps codes readable; a dummy would make them meaningless.
-                    self._apply(dataset, tag, vr, inherited, context)
+                    self._apply(dataset, tag, vr, inherited[0], context)
                 continue
             self._apply(dataset, tag, vr, action, context)
 
@@ -250,7 +277,7 @@ class Anonymizer:
         del dataset[tag]
 
     def _apply(self, dataset: Dataset, tag: BaseTag, vr: str | None, action: str, context: _Context) -> None:
-        action = resolved(action, vr)
+        action = resolved(action, vr, int(tag), dataset is context.dataset)
         if action == "K":
             return
         if action == "X":
@@ -274,7 +301,8 @@ class Anonymizer:
 
                 element.value = Sequence()
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
-                self._items(element, context, action if action in ("D", "C") else None)
+                for item in element.value or ():
+                    self._walk(item, context, item_action(action, any(t in item for t in CODE_VALUE_TAGS)))
         elif action == "C" and element.VR != "UI":
             element.value = self._clean(element, context)
         else:  # U, or D and C on a UI
@@ -356,16 +384,16 @@ class Anonymizer:
 class _Context:
     """What the walk of one data set needs to know about its patient."""
 
-    __slots__ = ("pseudonym", "shift", "_dataset", "_phi")
+    __slots__ = ("pseudonym", "shift", "dataset", "_phi")
 
     def __init__(self, pseudonym: str, shift: dt.timedelta, dataset: Dataset) -> None:
-        self.pseudonym, self.shift, self._dataset, self._phi = pseudonym, shift, dataset, None
+        self.pseudonym, self.shift, self.dataset, self._phi = pseudonym, shift, dataset, None
 
     @property
     def phi(self) -> list[str]:
         """The identifying strings to clean free text of, gathered when first needed."""
         if self._phi is None:
-            self._phi = _identifying_strings(self._dataset)
+            self._phi = _identifying_strings(self.dataset)
         return self._phi
 
 

@@ -26,11 +26,13 @@ from workbench.deid.anonymize import (
     _FREE_TEXT_VRS,
     _PATIENT_ID,
     _PATIENT_NAME,
+    CODE_VALUE_TAGS,
     IDENTIFIER_TAGS,
     META_REMOVED,
     Anonymizer,
     _dictionary_vr,
     add_identifying,
+    item_action,
     longest_first,
     resolved,
 )
@@ -195,16 +197,16 @@ class _Walk:
             if action is None:
                 if vr == "SQ":
                     out[tag] = ("SQ", [self.walk(item, inherited) for item in value])
-                elif inherited and vr in _FREE_TEXT_VRS and (inherited == "C" or tag not in _CODE_TAGS):
-                    self.apply(out, tag, vr, value, inherited)
+                elif inherited and vr in _FREE_TEXT_VRS and (inherited != "D" or tag not in _CODE_TAGS):
+                    self.apply(out, tag, vr, value, inherited[0], tree is self.tree)
                 else:
                     out[tag] = (vr, value)
                 continue
-            self.apply(out, tag, vr, value, action)
+            self.apply(out, tag, vr, value, action, tree is self.tree)
         return out
 
-    def apply(self, out: Tree, tag: int, vr: str | None, value, action: str) -> None:
-        action = resolved(action, vr)
+    def apply(self, out: Tree, tag: int, vr: str | None, value, action: str, top: bool) -> None:
+        action = resolved(action, vr, tag, top)
         if action == "K":
             out[tag] = (vr, value)
             return
@@ -223,8 +225,7 @@ class _Walk:
             if action == "Z":
                 out[tag] = ("SQ", [])
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
-                nested = action if action in ("D", "C") else None
-                out[tag] = ("SQ", [self.walk(item, nested) for item in value])
+                out[tag] = ("SQ", [self.walk(item, item_action(action, _is_code(item))) for item in value])
         elif action == "C" and vr != "UI":
             out[tag] = (vr, self.clean(vr, value))
         else:  # U, or D and C on a UI
@@ -283,6 +284,10 @@ def _split(text: str, vr: str) -> list[str]:
     if vr in _SPLIT_FIRST_VRS:
         return [part.rstrip("\x00 ") for part in text.split("\\")]
     return text.rstrip("\x00 ").split("\\")
+
+
+def _is_code(item: Tree) -> bool:
+    return any(tag in item for tag in CODE_VALUE_TAGS)
 
 
 def _nested_character_set(tree: Tree, top: bool = True) -> bool:

@@ -1,0 +1,104 @@
+"""How the profile's actions apply to sequences: combined codes, and codes that name people."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+
+import workbench
+from workbench.deid.anonymize import Anonymizer
+from workbench.deid.encoded import anonymize_encoded
+from workbench.deid.exporter import _anonymized_by_pydicom, export
+from workbench.dicom.header import read_header
+
+KEY = bytes(range(32))
+
+
+def _both(ds: Dataset) -> pydicom.Dataset:
+    """The data set anonymized by both paths (which must agree), read back."""
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.2"
+    ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+    encoded = anonymize_encoded(Anonymizer(KEY), data, header)
+    reference = _anonymized_by_pydicom(data, Anonymizer(KEY), header)
+    assert encoded is not None and bytes(encoded) == reference
+    return pydicom.dcmread(io.BytesIO(reference))
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
+
+
+def test_x_z_sequences_go_at_the_top_and_are_emptied_inside_items() -> None:
+    study = Dataset()
+    study.ReferencedSOPClassUID, study.ReferencedSOPInstanceUID = "1.2.840.10008.3.1.2.3.1", "1.2.3.4"
+    request = Dataset()
+    request.StudyInstanceUID = "1.2.3"
+    request.ReferencedStudySequence = [study]  # Type 2 in a Referenced Request Sequence item
+    ds = Dataset()
+    ds.ReferencedStudySequence = [study]  # Type 3 in the General Study Module: "one or more items"
+    ds.AcquisitionContextSequence = [Dataset()]  # Type 2
+    ds.ReferencedRequestSequence = [request]
+    out = _both(ds)
+    assert "ReferencedStudySequence" not in out
+    assert "AcquisitionContextSequence" in out and len(out.AcquisitionContextSequence) == 0
+    assert len(out.ReferencedRequestSequence[0].ReferencedStudySequence) == 0
+
+
+def test_a_code_that_names_a_person_is_replaced_and_concept_codes_stay() -> None:
+    person = Dataset()
+    person.PersonIdentificationCodeSequence = [_code("EMP-4711", "99HOSP", "TECHNICIA BERNADETTE")]
+    person.InstitutionName = "SANKT-GEORGSSPITAL NORD"
+    content = Dataset()
+    content.ConceptNameCodeSequence = [_code("113870", "DCM", "Person Name")]
+    content.PersonName = "TECHNICIA^BERNADETTE"
+    ds = Dataset()
+    ds.OperatorIdentificationSequence = [person]  # X/D: kept, with dummy values
+    ds.ContentSequence = [content]  # D: free text replaced, concept codes are vocabulary
+    out = _both(ds)
+    code = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
+    assert "EMP-4711" not in str(code) and "TECHNICIA" not in str(code) and code.CodeValue
+    assert out.OperatorIdentificationSequence[0].InstitutionName != "SANKT-GEORGSSPITAL NORD"
+    assert out.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning == "Person Name"
+    assert "TECHNICIA" not in str(out.ContentSequence[0].PersonName)
+
+
+def _dciodvfy_errors(path: Path) -> set[str]:
+    tool = shutil.which("dciodvfy")
+    assert tool, "dciodvfy (dicom3tools) is needed: the test command installs it"
+    run = subprocess.run([tool, str(path)], capture_output=True, text=True, errors="replace")
+    return {line.split(" - ", 1)[-1] for line in (run.stdout + run.stderr).splitlines()
+            if line.startswith("Error")}
+
+
+def test_vendor_files_with_referenced_studies_stay_valid(corpus_dir, tmp_path) -> None:
+    # An enhanced MR and a dose report whose Referenced Study Sequence used to come out empty.
+    names = ["series/dcm_qa_philips_enh/In/cl/2001_0001.dcm", "rdsr/NM-CT-RDSR-Siemens.dcm",
+             "rdsr/NM-RRDSR-Siemens.dcm"]
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in names:
+        shutil.copy(corpus_dir / name, source / Path(name).name)
+    index = workbench.crawl(source, index=tmp_path / "index", quiet=True)
+    result = export(index, tmp_path / "out", key=KEY, quiet=True, verify=False, allow_burned_in=True)
+    assert result.exported == len(names) and not result.failed
+    by_sop = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p for p in source.iterdir()}
+    anonymizer = Anonymizer(KEY)
+    for sop, original in by_sop.items():
+        exported = next(p for p in (tmp_path / "out").rglob("*.dcm")
+                        if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID == anonymizer.uid(sop))
+        assert _dciodvfy_errors(exported) <= _dciodvfy_errors(original), original.name
