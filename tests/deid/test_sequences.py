@@ -43,13 +43,15 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return code
 
 
-def test_x_z_sequences_go_at_the_top_and_are_emptied_inside_items() -> None:
+def test_what_is_type_2_inside_an_item_is_emptied_there_and_removed_at_the_top() -> None:
     study = Dataset()
     study.ReferencedSOPClassUID, study.ReferencedSOPInstanceUID = "1.2.840.10008.3.1.2.3.1", "1.2.3.4"
     request = Dataset()
     request.StudyInstanceUID = "1.2.3"
     request.ReferencedStudySequence = [study]  # Type 2 in a Referenced Request Sequence item
+    request.RequestedProcedureID = "RP-4711"  # X in the table, Type 2 here
     ds = Dataset()
+    ds.RequestedProcedureID = "RP-4711"
     ds.ReferencedStudySequence = [study]  # Type 3 in the General Study Module: "one or more items"
     ds.AcquisitionContextSequence = [Dataset()]  # Type 2
     ds.ReferencedRequestSequence = [request]
@@ -57,6 +59,7 @@ def test_x_z_sequences_go_at_the_top_and_are_emptied_inside_items() -> None:
     assert "ReferencedStudySequence" not in out
     assert "AcquisitionContextSequence" in out and len(out.AcquisitionContextSequence) == 0
     assert len(out.ReferencedRequestSequence[0].ReferencedStudySequence) == 0
+    assert "RequestedProcedureID" not in out and out.ReferencedRequestSequence[0].RequestedProcedureID == ""
 
 
 def test_a_code_that_names_a_person_is_replaced_and_concept_codes_stay() -> None:
@@ -86,9 +89,10 @@ def _dciodvfy_errors(path: Path) -> set[str]:
 
 
 def test_vendor_files_with_referenced_studies_stay_valid(corpus_dir, tmp_path) -> None:
-    # An enhanced MR and a dose report whose Referenced Study Sequence used to come out empty.
+    # An enhanced MR and dose reports whose Referenced Study Sequence came out empty, or whose
+    # Referenced Request Sequence lost its Requested Procedure ID.
     names = ["series/dcm_qa_philips_enh/In/cl/2001_0001.dcm", "rdsr/NM-CT-RDSR-Siemens.dcm",
-             "rdsr/NM-RRDSR-Siemens.dcm"]
+             "rdsr/MG-RDSR-Giotto-DBT.dcm", "rdsr/DX-RDSR-Canon_CXDI.dcm"]
     source = tmp_path / "src"
     source.mkdir()
     for name in names:

@@ -29,6 +29,7 @@ from workbench.deid.anonymize import (
     CODE_VALUE_TAGS,
     IDENTIFIER_TAGS,
     META_REMOVED,
+    TYPE_2_IN_ITEMS,
     Anonymizer,
     _dictionary_vr,
     add_identifying,
@@ -189,7 +190,7 @@ class _Walk:
             if action == "K":  # a kept sequence: its items are de-identified all the same
                 out[tag] = ("SQ", [self.walk(i, inherited) for i in value]) if vr == "SQ" else (vr, value)
                 continue
-            if action == "X":
+            if action == "X" and tag not in TYPE_2_IN_ITEMS:  # those: see resolved()
                 continue
             if vr == "UN" and _dictionary_vr(tag) not in (None, "UN"):
                 raise _NotPlain("pydicom gives a UN element its dictionary VR when it reads it")
