@@ -72,7 +72,10 @@ def test_a_code_that_names_a_person_is_replaced_and_concept_codes_stay() -> None
     ds = Dataset()
     ds.OperatorIdentificationSequence = [person]  # X/D: kept, with dummy values
     ds.ContentSequence = [content]  # D: free text replaced, concept codes are vocabulary
+    ds.InstitutionCodeSequence = [_code("SGN-1", "99HOSP", "SANKT-GEORGSSPITAL NORD")]  # X/Z/D
     out = _both(ds)
+    institution = out.InstitutionCodeSequence[0]
+    assert "SGN-1" not in str(institution) and "GEORGSSPITAL" not in str(institution)
     code = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
     assert "EMP-4711" not in str(code) and "TECHNICIA" not in str(code) and code.CodeValue
     assert out.OperatorIdentificationSequence[0].InstitutionName != "SANKT-GEORGSSPITAL NORD"
