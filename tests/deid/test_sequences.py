@@ -64,7 +64,11 @@ def test_what_is_type_2_inside_an_item_is_emptied_there_and_removed_at_the_top()
 
 def test_a_code_that_names_a_person_is_replaced_and_concept_codes_stay() -> None:
     person = Dataset()
-    person.PersonIdentificationCodeSequence = [_code("EMP-4711", "99HOSP", "TECHNICIA BERNADETTE")]
+    employee = _code("EMP-4711", "99HOSP", "TECHNICIA BERNADETTE")
+    employee.URNCodeValue, employee.MappingResource = "urn:oid:1.2.3.4711", "BERNADETTE"
+    meaning_only = Dataset()
+    meaning_only.CodeMeaning = "TECHNICIA BERNADETTE"
+    person.PersonIdentificationCodeSequence = [employee, meaning_only]
     person.InstitutionName = "SANKT-GEORGSSPITAL NORD"
     content = Dataset()
     content.ConceptNameCodeSequence = [_code("113870", "DCM", "Person Name")]
@@ -76,8 +80,9 @@ def test_a_code_that_names_a_person_is_replaced_and_concept_codes_stay() -> None
     out = _both(ds)
     institution = out.InstitutionCodeSequence[0]
     assert "SGN-1" not in str(institution) and "GEORGSSPITAL" not in str(institution)
-    code = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
-    assert "EMP-4711" not in str(code) and "TECHNICIA" not in str(code) and code.CodeValue
+    codes = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence
+    assert codes[0].CodeValue
+    assert all(value not in str(codes) for value in ("EMP-4711", "4711", "TECHNICIA", "BERNADETTE"))
     assert out.OperatorIdentificationSequence[0].InstitutionName != "SANKT-GEORGSSPITAL NORD"
     assert out.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning == "Person Name"
     assert "TECHNICIA" not in str(out.ContentSequence[0].PersonName)
@@ -109,3 +114,33 @@ def test_vendor_files_with_referenced_studies_stay_valid(corpus_dir, tmp_path) -
         exported = next(p for p in (tmp_path / "out").rglob("*.dcm")
                         if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID == anonymizer.uid(sop))
         assert _dciodvfy_errors(exported) <= _dciodvfy_errors(original), original.name
+
+
+def test_a_known_sequence_written_as_un_is_walked() -> None:
+    # An explicit VR file whose Referenced Request Sequence was written as UN (implicit VR items
+    # inside, PS3.5 6.2.2): read as the sequence it is, its contents are de-identified.
+    import struct
+
+    request = Dataset()
+    request.RequestingPhysician = "SMITH^ANNA"
+    request.RequestedProcedureID = "RP-UN-4711"
+    items = io.BytesIO()
+    pydicom.dcmwrite(items, request, implicit_vr=True, little_endian=True)
+    item = items.getvalue()
+    element = struct.pack("<HH2sHL", 0x0040, 0xA370, b"UN", 0, 8 + len(item))
+    element += struct.pack("<HHL", 0xFFFE, 0xE000, len(item)) + item
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.3"
+    ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue() + element  # (0040,A370) sorts after every element written
+    header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
+    assert anonymize_encoded(Anonymizer(KEY), data, header) is None  # pydicom reads UN of known tags
+    out = _anonymized_by_pydicom(data, Anonymizer(KEY), header)
+    assert b"SMITH" not in out and b"RP-UN-4711" not in out
+    assert pydicom.dcmread(io.BytesIO(out)).ReferencedRequestSequence[0].RequestedProcedureID == ""

@@ -60,8 +60,8 @@ _TYPE_2_SEQUENCES = frozenset({0x00400555})
 #: Elements the table removes (X) that are Type 2 in the items that hold them: Requested Procedure ID
 #: in a dose report's Referenced Request Sequence (PS3.3 C.17.2); emptied there instead.
 TYPE_2_IN_ITEMS = frozenset({0x00401001})
-#: A code's value: an item holding one is a code (the Code Sequence Macro, PS3.3 Table 8.8-1).
-CODE_VALUE_TAGS = (0x00080100, 0x00080119, 0x00080120)
+#: A code's value or meaning: an item holding one is a code (Code Sequence Macro, PS3.3 Table 8.8-1).
+CODE_ITEM_TAGS = (0x00080100, 0x00080104, 0x00080119, 0x00080120)
 # Largest shift of the modified-dates option, in days (about ten years).
 _MAX_DATE_SHIFT = 3650
 
@@ -85,6 +85,18 @@ def resolved(action: str, vr: str | None, tag: int, top: bool) -> str:
         return "Z"
     action = _COMBINED.get(action, action)
     return "X" if action == "C" and vr in _BULK_VRS else action
+
+
+def replaced_inside(inherited: str, tag: int, vr: str | None) -> bool:
+    """Whether an element the table does not list gets the action of the sequence it is in
+    (``inherited``, see :func:`item_action`): free text does; codes stay under D (cleaning keeps
+    them readable, a dummy would make them meaningless), except in a code D replaces (DC), where
+    every value of the code goes (a URN Code Value, a Mapping Resource too)."""
+    if inherited == "DC":
+        return vr not in ("SQ", "UI", None)
+    if tag in _CODE_TAGS:
+        return inherited == "C" and vr in _FREE_TEXT_VRS
+    return vr in _FREE_TEXT_VRS
 
 
 def item_action(action: str, is_code: bool) -> str | None:
@@ -251,8 +263,7 @@ class Anonymizer:
             if action is None:
                 if vr == "SQ":
                     self._items(dataset[tag], context, inherited)
-                elif inherited and vr in _FREE_TEXT_VRS and (inherited != "D" or int(tag) not in _CODE_TAGS):
-                    # Cleaning keeps codes readable; a dummy would make them meaningless.
+                elif inherited and replaced_inside(inherited, int(tag), vr):
                     self._apply(dataset, tag, vr, inherited[0], context)
                 continue
             self._apply(dataset, tag, vr, action, context)
@@ -308,7 +319,7 @@ class Anonymizer:
                 element.value = Sequence()
             else:  # D, C, U on a sequence: keep its structure, de-identify what is inside
                 for item in element.value or ():
-                    self._walk(item, context, item_action(action, any(t in item for t in CODE_VALUE_TAGS)))
+                    self._walk(item, context, item_action(action, any(t in item for t in CODE_ITEM_TAGS)))
         elif action == "C" and element.VR != "UI":
             element.value = self._clean(element, context)
         else:  # U, or D and C on a UI
@@ -414,9 +425,9 @@ IDENTIFIER_TAGS = frozenset({
 def _vr(dataset: Dataset, tag) -> str | None:
     """The VR of an element without converting its value (from the data dictionary for implicit VR)."""
     raw = dataset.get_item(tag)
-    if raw is not None and raw.VR:
+    if raw is not None and raw.VR and (raw.VR != "UN" or _dictionary_vr(int(tag)) is None):
         return raw.VR
-    return _dictionary_vr(int(tag))
+    return _dictionary_vr(int(tag))  # as pydicom reads an element of a known tag written as UN
 
 
 @lru_cache(maxsize=4096)

@@ -21,12 +21,10 @@ from functools import lru_cache
 
 from workbench.deid.anonymize import (
     _BINARY_SIZE,
-    _CODE_TAGS,
     _DUMMIES,
-    _FREE_TEXT_VRS,
     _PATIENT_ID,
     _PATIENT_NAME,
-    CODE_VALUE_TAGS,
+    CODE_ITEM_TAGS,
     IDENTIFIER_TAGS,
     META_REMOVED,
     TYPE_2_IN_ITEMS,
@@ -35,6 +33,7 @@ from workbench.deid.anonymize import (
     add_identifying,
     item_action,
     longest_first,
+    replaced_inside,
     resolved,
 )
 from workbench.dicom.header import Header, HeaderError
@@ -198,7 +197,7 @@ class _Walk:
             if action is None:
                 if vr == "SQ":
                     out[tag] = ("SQ", [self.walk(item, inherited) for item in value])
-                elif inherited and vr in _FREE_TEXT_VRS and (inherited != "D" or tag not in _CODE_TAGS):
+                elif inherited and replaced_inside(inherited, tag, vr):
                     self.apply(out, tag, vr, value, inherited[0], tree is self.tree)
                 else:
                     out[tag] = (vr, value)
@@ -288,7 +287,7 @@ def _split(text: str, vr: str) -> list[str]:
 
 
 def _is_code(item: Tree) -> bool:
-    return any(tag in item for tag in CODE_VALUE_TAGS)
+    return any(tag in item for tag in CODE_ITEM_TAGS)
 
 
 def _nested_character_set(tree: Tree, top: bool = True) -> bool:
