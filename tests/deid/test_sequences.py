@@ -19,8 +19,8 @@ from workbench.dicom.header import read_header
 KEY = bytes(range(32))
 
 
-def _both(ds: Dataset) -> pydicom.Dataset:
-    """The data set anonymized by both paths (which must agree), read back."""
+def _part10(ds: Dataset) -> bytes:
+    """``ds`` as an SR of patient DOE^JOHN, a Part 10 file in Explicit VR Little Endian."""
     ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.2"
     ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
     ds.file_meta = FileMetaDataset()
@@ -29,7 +29,12 @@ def _both(ds: Dataset) -> pydicom.Dataset:
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def _both(ds: Dataset) -> pydicom.Dataset:
+    """The data set anonymized by both paths (which must agree), read back."""
+    data = _part10(ds)
     header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
     encoded = anonymize_encoded(Anonymizer(KEY), data, header)
     reference = _anonymized_by_pydicom(data, Anonymizer(KEY), header)
@@ -129,16 +134,7 @@ def test_a_known_sequence_written_as_un_is_walked() -> None:
     item = items.getvalue()
     element = struct.pack("<HH2sHL", 0x0040, 0xA370, b"UN", 0, 8 + len(item))
     element += struct.pack("<HHL", 0xFFFE, 0xE000, len(item)) + item
-    ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.3"
-    ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    data = buffer.getvalue() + element  # (0040,A370) sorts after every element written
+    data = _part10(Dataset()) + element  # (0040,A370) sorts after every element written
     header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
     assert anonymize_encoded(Anonymizer(KEY), data, header) is None  # pydicom reads UN of known tags
     out = _anonymized_by_pydicom(data, Anonymizer(KEY), header)
