@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -185,3 +186,14 @@ def sample_with_burned_in_cr(folder: Path) -> Path:
     ds.BurnedInAnnotation = "YES"
     ds.save_as(cr)
     return cr
+
+
+def part10(ds: Dataset) -> bytes:
+    """``ds`` as a Part 10 file in Explicit VR Little Endian, its file meta made from its SOP UIDs."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -16,7 +16,7 @@ from workbench.deid.profile import CLEAN_PIXEL_DATA_CODE, OPTION_CODES, PROFILE_
 from workbench.dicom.header import HeaderError, read_header
 
 sys.path.insert(0, str(Path(__file__).parent))
-from phi_planting import ACCESSION, PATIENT_NAME, make_planted_patient  # noqa: E402
+from phi_planting import ACCESSION, PATIENT_NAME, make_planted_patient, part10  # noqa: E402
 
 KEY = bytes(range(32))
 PYDICOM_DATA = Path(pydicom.__file__).parent / "data"  # the bundled files only (no downloads)
@@ -114,7 +114,7 @@ def test_files_the_encoded_path_cannot_reproduce_are_left_to_pydicom() -> None:
 def test_names_outside_ascii_are_cleaned_from_text_in_their_character_set(charset, codec) -> None:
     ds = _small(SpecificCharacterSet=charset, StudyDescription="CT für José Müller, Notaufnahme")
     ds.PatientName = "MÜLLER^JOSÉ"
-    outputs = _anonymized_both(_part10(ds), ("clean_descriptors",))
+    outputs = _anonymized_both(part10(ds), ("clean_descriptors",))
     assert len(outputs) == 2 and outputs[0] == outputs[1]
     out = pydicom.dcmread(io.BytesIO(outputs[0]))
     assert out.StudyDescription == "CT für *, Notaufnahme"
@@ -207,16 +207,6 @@ def test_an_export_of_files_in_every_encoding_is_complete_and_clean(tmp_path) ->
         assert ds.PatientIdentityRemoved == "YES"
 
 
-def _part10(ds: pydicom.Dataset) -> bytes:
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 def _small(**elements) -> pydicom.Dataset:
     ds = pydicom.Dataset()
     ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.826.0.1.3680043.8.498.1"
@@ -238,7 +228,7 @@ def test_an_element_running_past_its_item_is_left_to_pydicom_and_leaks_nothing()
     # must not swallow them into a kept value: pydicom reads the sequence by its length.
     import struct
 
-    data = _part10(_small())
+    data = part10(_small())
     at = data.index(b"\x10\x00\x10\x00PN")
     value = b"1.2.840.10008.5.1.4.1.1.2\x00"
     element = struct.pack("<HH2sH", 0x0008, 0x1150, b"UI", len(value) + 32) + value
@@ -260,7 +250,7 @@ def test_the_items_of_a_kept_sequence_are_de_identified_too(options) -> None:
     inner.add_new(0x00110010, "LO", "ACME 1.0")
     inner.add_new(0x00111001, "PN", "DOE^JOHN")
     ds = _small(ReferencedImageSequence=[inner], InstitutionCodeSequence=[inner])
-    outputs = _anonymized_both(_part10(ds), options)
+    outputs = _anonymized_both(part10(ds), options)
     assert len(outputs) == 2 and outputs[0] == outputs[1]
     out = pydicom.dcmread(io.BytesIO(outputs[0]))
     kept = out.ReferencedImageSequence if "retain_uids" in options else out.InstitutionCodeSequence
@@ -269,7 +259,7 @@ def test_the_items_of_a_kept_sequence_are_de_identified_too(options) -> None:
 
 
 def test_the_file_meta_loses_the_devices_and_private_information() -> None:
-    data = _part10(_small())
+    data = part10(_small())
     ds = pydicom.dcmread(io.BytesIO(data))
     ds.file_meta.SourceApplicationEntityTitle = "CTROOM-ALPHA-07"
     ds.file_meta.PrivateInformationCreatorUID = "1.2.826.0.1.3680043.8.498.9"
@@ -285,7 +275,7 @@ def test_the_file_meta_loses_the_devices_and_private_information() -> None:
 
 def test_float_pixel_data_is_exported_by_both_paths() -> None:
     ds = _small(Rows=2, Columns=2, SamplesPerPixel=1, BitsAllocated=32, FloatPixelData=bytes(range(16)))
-    outputs = _anonymized_both(_part10(ds))
+    outputs = _anonymized_both(part10(ds))
     assert len(outputs) == 2 and outputs[0] == outputs[1]
     assert pydicom.dcmread(io.BytesIO(outputs[0])).FloatPixelData == bytes(range(16))
 
@@ -304,7 +294,7 @@ def test_what_the_encoded_path_reads_differently_goes_to_pydicom_or_agrees(case)
         ds.ReasonForTheAttributeModification = "MÜLLER"  # CS: pydicom reads no character set in it
     else:
         ds.PatientName = "MÜLLER^JOSÉ="
-    data = _part10(ds)
+    data = part10(ds)
     header = read_header(io.BytesIO(data), {}, locate_pixel_data=True)
     options = ("clean_descriptors",)
     encoded = anonymize_encoded(Anonymizer(KEY, options, patient_pseudonym=pseudonym), data, header)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 
 import workbench
 from workbench.deid.anonymize import Anonymizer
 from workbench.deid.encoded import anonymize_encoded
 from workbench.deid.exporter import _anonymized_by_pydicom, export
 from workbench.dicom.header import read_header
+
+sys.path.insert(0, str(Path(__file__).parent))
+from phi_planting import part10  # noqa: E402
 
 KEY = bytes(range(32))
 
@@ -23,13 +27,7 @@ def _part10(ds: Dataset) -> bytes:
     """``ds`` as an SR of patient DOE^JOHN, a Part 10 file in Explicit VR Little Endian."""
     ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.67", "1.2.826.0.1.3680043.8.498.2"
     ds.PatientName, ds.PatientID = "DOE^JOHN", "MRN12345"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return part10(ds)
 
 
 def _both(ds: Dataset) -> pydicom.Dataset:
