@@ -59,7 +59,7 @@ META_REMOVED = frozenset({
 _TYPE_2_SEQUENCES = frozenset({0x00400555})
 #: Elements the table removes (X) that are Type 2 in the items that hold them: Requested Procedure ID
 #: in a dose report's Referenced Request Sequence (PS3.3 C.17.2); emptied there instead.
-TYPE_2_IN_ITEMS = frozenset({0x00401001})
+_TYPE_2_IN_ITEMS = frozenset({0x00401001})
 #: A code's value or meaning: an item holding one is a code (Code Sequence Macro, PS3.3 Table 8.8-1).
 CODE_ITEM_TAGS = (0x00080100, 0x00080104, 0x00080119, 0x00080120)
 # Largest shift of the modified-dates option, in days (about ten years).
@@ -75,13 +75,13 @@ def resolved(action: str, vr: str | None, tag: int, top: bool) -> str:
     sequence at the ``top`` of the data set is X: emptied, a Type 3 module sequence would break
     its "one or more items" (the Type 2 ones of :data:`_TYPE_2_SEQUENCES` are emptied, Z); inside
     an item, where macros list them as Type 2 (Referenced Study Sequence in a Referenced Request
-    Sequence, PS3.3 C.17.2), it is Z; so is X on the elements of :data:`TYPE_2_IN_ITEMS` inside an
+    Sequence, PS3.3 C.17.2), it is Z; so is X on the elements of :data:`_TYPE_2_IN_ITEMS` inside an
     item (an empty value tells as little as none). Cleaning bulk data (an overlay bitmap under
     Clean Graphics) removes it: no value of similar meaning can be made.
     """
     if vr == "SQ" and action == "X/Z":
         return "X" if top and tag not in _TYPE_2_SEQUENCES else "Z"
-    if action == "X" and not top and tag in TYPE_2_IN_ITEMS:
+    if action == "X" and not top and tag in _TYPE_2_IN_ITEMS:
         return "Z"
     action = _COMBINED.get(action, action)
     return "X" if action == "C" and vr in _BULK_VRS else action
@@ -256,7 +256,7 @@ class Anonymizer:
                 if _vr(dataset, tag) == "SQ":  # a kept sequence: its items are de-identified all the same
                     self._items(dataset[tag], context, inherited)
                 continue
-            if action == "X" and int(tag) not in TYPE_2_IN_ITEMS:  # those: see resolved()
+            if action == "X" and resolved(action, None, int(tag), dataset is context.dataset) == "X":
                 del dataset[tag]
                 continue
             vr = _vr(dataset, tag)

@@ -27,7 +27,6 @@ from workbench.deid.anonymize import (
     CODE_ITEM_TAGS,
     IDENTIFIER_TAGS,
     META_REMOVED,
-    TYPE_2_IN_ITEMS,
     Anonymizer,
     _dictionary_vr,
     add_identifying,
@@ -189,7 +188,7 @@ class _Walk:
             if action == "K":  # a kept sequence: its items are de-identified all the same
                 out[tag] = ("SQ", [self.walk(i, inherited) for i in value]) if vr == "SQ" else (vr, value)
                 continue
-            if action == "X" and tag not in TYPE_2_IN_ITEMS:  # those: see resolved()
+            if action == "X" and resolved(action, vr, tag, tree is self.tree) == "X":
                 continue
             if vr == "UN" and _dictionary_vr(tag) not in (None, "UN"):
                 raise _NotPlain("pydicom gives a UN element its dictionary VR when it reads it")
@@ -268,7 +267,6 @@ class _Walk:
                 raise _NotPlain("an identifier read as UN")
 
 
-
 def _strings(value: bytes, vr: str) -> list[str]:
     """The values of an ASCII text element as pydicom reads them (trailing spaces and NULs trimmed)."""
     if not value.isascii() or b"\x1b" in value:
@@ -312,11 +310,12 @@ _MARK_TAGS = {
 }
 
 
-@lru_cache(maxsize=32)
-def _marks_for(title: tuple) -> Tree:
-    marks: dict = dict(title)
+@lru_cache(maxsize=8)
+def _marks(anonymizer: Anonymizer) -> Tree:
+    """PatientIdentityRemoved, DeidentificationMethod (and its codes), LongitudinalTemporal-
+    InformationModified, encoded once per anonymizer (the same for every file of an export)."""
     tree: Tree = {}
-    for keyword, value in marks.items():
+    for keyword, value in anonymizer.marks().items():
         tag = _MARK_TAGS[keyword]
         if keyword == "DeidentificationMethodCodeSequence":
             items = [{0x00080100: ("SH", _ascii("SH", code)), 0x00080102: ("SH", _ascii("SH", scheme)),
@@ -327,14 +326,6 @@ def _marks_for(title: tuple) -> Tree:
         else:
             tree[tag] = ("CS", _ascii("CS", value))
     return tree
-
-
-def _marks(anonymizer: Anonymizer) -> Tree:
-    """PatientIdentityRemoved, DeidentificationMethod (and its codes), LongitudinalTemporal-
-    InformationModified, encoded (the same for every file of an export)."""
-    marks = anonymizer.marks()
-    key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in marks.items())
-    return _marks_for(key)
 
 
 def _file_meta(anonymizer: Anonymizer, header: Header, tree: Tree) -> Tree:
